@@ -1,0 +1,47 @@
+//! The run directory, the only interface between entangle's stages.
+//!
+//! Every stage of the study (prepare, train, project, mso, capture, eval, report) reads and
+//! writes files under one run directory, `runs/<pipeline>/` by default. This crate owns that
+//! contract: where each artifact lives ([`RunDir`]), how a file is written so that a killed
+//! stage never leaves something that looks finished ([`write_atomic`], [`replace_dir_atomic`]),
+//! the stage [`Manifest`] that lets a re-run skip finished work, and the Parquet tables
+//! ([`Table`], declared with [`table!`]) whose columns users open in polars. Only this crate
+//! defines table schemas.
+//!
+//! ```no_run
+//! use entangle_artifacts::{read_table, table, write_table, RunDir};
+//!
+//! table! {
+//!     /// One optimiser step.
+//!     pub struct Point { pub step: u64, pub loss: f64 }
+//! }
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let run = RunDir::new(std::path::Path::new("runs/tiny"));
+//! let path = run.root.join("example.parquet");
+//! write_table(&path, &[Point { step: 1, loss: 2.5 }])?;
+//! let rows: Vec<Point> = read_table(&path)?;
+//! # Ok(()) }
+//! ```
+
+mod atomic;
+mod manifest;
+mod run_dir;
+mod table;
+mod tables;
+
+pub use atomic::{replace_dir_atomic, write_atomic};
+pub use manifest::{config_hash, fingerprint, stamp_inputs, FileStamp, Manifest, StageEntry};
+pub use run_dir::RunDir;
+pub use table::{read_table, write_table, Column, Table};
+
+/// What the [`table!`] expansion refers to, so that crates declaring tables need no direct
+/// arrow or anyhow dependency.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::table::table_column;
+    pub use anyhow;
+    pub use arrow;
+}
+pub use tables::LossPoint;
+pub use tables::{ProjectionDiagnostic, ProjectionPerTensor, UpdateMso};

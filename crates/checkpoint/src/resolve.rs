@@ -1,0 +1,214 @@
+//! Finding a model directory: a local path, or a Hugging Face hub id fetched with hf-hub into
+//! the standard cache (the same cache transformers uses, so models are shared with Python).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
+use serde::Deserialize;
+
+use crate::write::TOKENIZER_FILES;
+
+/// How to reach the hub, normally read from the environment by [`HubSettings::from_env`].
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// The hub cache directory (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
+    pub cache_dir: PathBuf,
+    /// Access token for gated repositories (`HF_TOKEN`, else the cache's token file).
+    pub token: Option<String>,
+    /// Never touch the network (`HF_HUB_OFFLINE=1`): only cached files resolve.
+    pub offline: bool,
+}
+
+impl HubSettings {
+    /// Settings from `HF_HOME`, `HF_TOKEN` and `HF_HUB_OFFLINE`, as transformers reads them.
+    pub fn from_env() -> HubSettings {
+        let cache = Cache::from_env();
+        let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()).or_else(|| cache.token());
+        let offline = std::env::var("HF_HUB_OFFLINE")
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        HubSettings { cache_dir: cache.path().clone(), token, offline }
+    }
+
+    /// The local path of `filename` in the hub repository `repo_id` (`org/name`, optionally
+    /// `@revision`) of type `repo_type`, downloading it unless offline.
+    pub fn file(&self, repo_id: &str, repo_type: RepoType, filename: &str) -> Result<PathBuf> {
+        let repo = parse_repo(repo_id, repo_type);
+        if self.offline {
+            return Cache::new(self.cache_dir.clone()).repo(repo).get(filename).with_context(|| {
+                format!(
+                    "{filename} of {repo_id} is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set",
+                    self.cache_dir.display()
+                )
+            });
+        }
+        let api = ApiBuilder::from_cache(Cache::new(self.cache_dir.clone()))
+            .with_token(self.token.clone())
+            .with_progress(true)
+            .build()
+            .context("setting up the Hugging Face hub client")?;
+        api.repo(repo)
+            .get(filename)
+            .with_context(|| format!("downloading {filename} of {repo_id} into {}", self.cache_dir.display()))
+    }
+
+    /// The file names in the hub repository, or `None` offline (the cache cannot list them).
+    fn list(&self, repo_id: &str) -> Result<Option<BTreeSet<String>>> {
+        if self.offline {
+            return Ok(None);
+        }
+        let api = ApiBuilder::from_cache(Cache::new(self.cache_dir.clone()))
+            .with_token(self.token.clone())
+            .build()
+            .context("setting up the Hugging Face hub client")?;
+        let info = api
+            .repo(parse_repo(repo_id, RepoType::Model))
+            .info()
+            .with_context(|| format!("listing the files of {repo_id} on the Hugging Face hub"))?;
+        Ok(Some(info.siblings.into_iter().map(|s| s.rfilename).collect()))
+    }
+}
+
+fn parse_repo(repo_id: &str, repo_type: RepoType) -> Repo {
+    match repo_id.split_once('@') {
+        Some((id, revision)) => Repo::with_revision(id.to_owned(), repo_type, revision.to_owned()),
+        None => Repo::new(repo_id.to_owned(), repo_type),
+    }
+}
+
+/// Resolves a model reference with settings from the environment; see [`resolve_with`].
+pub fn resolve(reference: &str) -> Result<PathBuf> {
+    resolve_with(reference, &HubSettings::from_env())
+}
+
+/// The directory of the model `reference`: an existing local directory as is, otherwise a hub
+/// id (`org/name` or `org/name@revision`) whose config, tokenizer and safetensors weights are
+/// fetched into the hub cache; the cache's snapshot directory is returned.
+pub fn resolve_with(reference: &str, hub: &HubSettings) -> Result<PathBuf> {
+    let path = Path::new(reference);
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    if !looks_like_hub_id(reference) {
+        bail!("model directory {reference} does not exist");
+    }
+    let config = hub.file(reference, RepoType::Model, "config.json")?;
+    let listing = hub.list(reference)?;
+    let present = |name: &str| listing.as_ref().is_none_or(|files| files.contains(name));
+    for name in TOKENIZER_FILES.iter().copied().filter(|name| present(name)) {
+        // Offline, files that were never cached are simply not there.
+        if let Err(err) = hub.file(reference, RepoType::Model, name) {
+            if !hub.offline {
+                return Err(err);
+            }
+        }
+    }
+    fetch_weights(reference, hub, &present)?;
+    Ok(config.parent().context("cached config.json has no parent directory")?.to_path_buf())
+}
+
+fn fetch_weights(reference: &str, hub: &HubSettings, present: &dyn Fn(&str) -> bool) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Index {
+        weight_map: std::collections::BTreeMap<String, String>,
+    }
+    if present("model.safetensors.index.json") {
+        if let Ok(index_path) = hub.file(reference, RepoType::Model, "model.safetensors.index.json") {
+            let text = std::fs::read_to_string(&index_path)
+                .with_context(|| format!("reading {}", index_path.display()))?;
+            let index: Index = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a safetensors shard index", index_path.display()))?;
+            let shards: BTreeSet<String> = index.weight_map.into_values().collect();
+            for shard in shards {
+                hub.file(reference, RepoType::Model, &shard)?;
+            }
+            return Ok(());
+        }
+    }
+    hub.file(reference, RepoType::Model, "model.safetensors")
+        .with_context(|| format!("{reference} has no safetensors weights"))?;
+    Ok(())
+}
+
+/// `org/name` or `org/name@revision`: exactly one slash, no leading dot or slash.
+fn looks_like_hub_id(reference: &str) -> bool {
+    let id = reference.split('@').next().unwrap_or(reference);
+    id.matches('/').count() == 1 && !id.starts_with(['.', '/']) && !id.ends_with('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lays out `org/name` in a hub cache as hf-hub and transformers do: a ref file naming a
+    /// commit and a snapshot directory for it.
+    fn cached_model(cache: &Path, files: &[&str]) -> PathBuf {
+        let repo = cache.join("models--org--tiny");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+        let snapshot = repo.join("snapshots/0123abcd");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        for file in files {
+            std::fs::write(snapshot.join(file), b"{}").unwrap();
+        }
+        snapshot
+    }
+
+    fn offline(cache: &Path) -> HubSettings {
+        HubSettings { cache_dir: cache.to_path_buf(), token: None, offline: true }
+    }
+
+    #[test]
+    fn local_directory_resolves_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        assert_eq!(resolve_with(path, &offline(dir.path())).unwrap(), dir.path());
+    }
+
+    #[test]
+    fn missing_local_path_is_not_sent_to_the_hub() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve_with("./no/such/model", &offline(dir.path())).unwrap_err();
+        assert_eq!(err.to_string(), "model directory ./no/such/model does not exist");
+    }
+
+    #[test]
+    fn offline_hub_id_resolves_to_the_cached_snapshot() {
+        let cache = tempfile::tempdir().unwrap();
+        let snapshot = cached_model(cache.path(), &["config.json", "model.safetensors", "tokenizer.json"]);
+        assert_eq!(resolve_with("org/tiny", &offline(cache.path())).unwrap(), snapshot);
+    }
+
+    #[test]
+    fn offline_and_not_cached_names_id_and_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        let err = format!("{:#}", resolve_with("org/absent", &offline(cache.path())).unwrap_err());
+        assert!(err.contains("org/absent"), "{err}");
+        assert!(err.contains(&cache.path().display().to_string()), "{err}");
+        assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
+    }
+
+    #[test]
+    fn offline_cache_without_weights_is_an_error() {
+        let cache = tempfile::tempdir().unwrap();
+        cached_model(cache.path(), &["config.json"]);
+        let err = format!("{:#}", resolve_with("org/tiny", &offline(cache.path())).unwrap_err());
+        assert!(err.contains("org/tiny has no safetensors weights"), "{err}");
+    }
+
+    #[test]
+    fn hub_ids_are_told_apart_from_paths() {
+        for (reference, is_id) in [
+            ("meta-llama/Llama-3.2-1B", true),
+            ("Qwen/Qwen2.5-1.5B@main", true),
+            ("runs/tiny/models/base", false),
+            ("./model", false),
+            ("/abs/model", false),
+            ("model", false),
+        ] {
+            assert_eq!(looks_like_hub_id(reference), is_id, "{reference}");
+        }
+    }
+}

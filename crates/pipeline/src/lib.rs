@@ -1,0 +1,325 @@
+//! The study definition: a pipeline file (TOML, in `pipelines/`) says which models, data,
+//! training recipes, projections, overlaps and evaluations a run contains.
+//!
+//! Every stage binary reads the pipeline recorded in its run directory
+//! (`<run>/pipeline.toml`, see [`Pipeline::load_from_run`]) plus its own flags, so a stage run
+//! by hand does exactly what `cargo xtask reproduce` would. Each section belongs to one stage;
+//! unknown fields are errors, so a typo never silently falls back to a default.
+//!
+//! ```no_run
+//! use entangle_artifacts::RunDir;
+//! use entangle_pipeline::Pipeline;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let run = RunDir::new(std::path::Path::new("runs/tiny"));
+//! let pipeline = Pipeline::load_from_run(&run)?;
+//! for fraction in &pipeline.projection.fractions {
+//!     println!("{fraction}");
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use entangle_artifacts::RunDir;
+use serde::{Deserialize, Serialize};
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Name of the study; the default run directory is `runs/<name>`.
+    pub name: String,
+    /// Seed from which every random choice of the run is derived.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// `auto` (CUDA if present, else CPU), `cpu` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Models that come from outside the run: name → local directory or hub id. A model not
+    /// listed here is trained by the run into `models/<name>/`.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+    #[serde(default)]
+    pub projection: ProjectionConfig,
+    #[serde(default)]
+    pub mso: MsoConfig,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+fn default_device() -> String {
+    "auto".to_owned()
+}
+
+/// Which alignment-subspace basis a projection uses (METHOD.md, experiment 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubspaceKind {
+    /// Top-k left singular vectors of the alignment update.
+    Topk,
+    /// k left singular vectors of the alignment update chosen at random (seeded).
+    Randomk,
+    /// Top-k left singular vectors of a seeded Gaussian matrix of the update's shape.
+    Random,
+}
+
+/// How a fine-tune's update is merged after projection (METHOD.md, experiment 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMethod {
+    /// Keep only the part in the alignment subspace.
+    Same,
+    /// Remove the part in the alignment subspace.
+    Orth,
+    /// Subtract the part in the alignment subspace.
+    Opp,
+}
+
+/// How singular value decompositions are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SvdMode {
+    /// Exact SVD once per tensor in f32 (or f64), reused for every fraction. The default.
+    Exact,
+    /// The authors' procedure, to compare with their numbers: fp16 deltas, and randomized
+    /// truncated SVD for large matrices in the overlap analysis.
+    Reference,
+}
+
+/// Precision of the exact SVD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SvdPrecision {
+    F32,
+    F64,
+}
+
+impl SubspaceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubspaceKind::Topk => "topk",
+            SubspaceKind::Randomk => "randomk",
+            SubspaceKind::Random => "random",
+        }
+    }
+}
+
+impl MergeMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            MergeMethod::Same => "same",
+            MergeMethod::Orth => "orth",
+            MergeMethod::Opp => "opp",
+        }
+    }
+}
+
+/// `[projection]`: experiment 1, projecting task updates onto the alignment subspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectionConfig {
+    /// The model before alignment.
+    pub base: String,
+    /// The aligned model; alignment update A = aligned − base.
+    pub aligned: String,
+    /// Fine-tunes of the aligned model whose updates T = ft − aligned are projected.
+    pub finetunes: Vec<String>,
+    pub kinds: Vec<SubspaceKind>,
+    pub methods: Vec<MergeMethod>,
+    /// Fractions f of r = min(rows, cols); k = max(1, round(f·r)).
+    pub fractions: Vec<f64>,
+    pub svd: SvdMode,
+    pub precision: SvdPrecision,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        ProjectionConfig {
+            base: "base".to_owned(),
+            aligned: "aligned".to_owned(),
+            finetunes: vec!["useful".to_owned(), "harmful".to_owned(), "contaminated".to_owned()],
+            kinds: vec![SubspaceKind::Topk, SubspaceKind::Randomk, SubspaceKind::Random],
+            methods: vec![MergeMethod::Same, MergeMethod::Orth],
+            fractions: vec![0.01, 0.25, 0.50, 0.75, 0.99],
+            svd: SvdMode::Exact,
+            precision: SvdPrecision::F32,
+        }
+    }
+}
+
+/// `[mso]`: experiment 2, overlap of useful and harmful updates in weight space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MsoConfig {
+    /// The reference model both updates start from.
+    pub reference: String,
+    pub useful: String,
+    pub harmful: String,
+    /// Energy fractions e: the basis keeps the fewest singular vectors holding e of the energy.
+    pub energy_fractions: Vec<f64>,
+    /// Per tensor, per decoder layer (its tensors stacked row-wise), or both.
+    pub granularities: Vec<Granularity>,
+    pub svd: SvdMode,
+    pub precision: SvdPrecision,
+}
+
+/// What one update-space overlap is measured over (METHOD.md, experiment 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// One weight tensor.
+    Tensor,
+    /// The tensors of one decoder layer (or of the embedding, final norm or head), stacked.
+    Layer,
+}
+
+impl Granularity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Granularity::Tensor => "tensor",
+            Granularity::Layer => "layer",
+        }
+    }
+}
+
+impl Default for MsoConfig {
+    fn default() -> Self {
+        MsoConfig {
+            reference: "aligned".to_owned(),
+            useful: "useful".to_owned(),
+            harmful: "harmful".to_owned(),
+            energy_fractions: vec![0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99],
+            granularities: vec![Granularity::Tensor, Granularity::Layer],
+            svd: SvdMode::Exact,
+            precision: SvdPrecision::F32,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Reads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Pipeline::parse(&text).with_context(|| format!("{}", path.display()))
+    }
+
+    /// The pipeline recorded in a run directory.
+    pub fn load_from_run(run: &RunDir) -> Result<Pipeline> {
+        let path = run.pipeline();
+        if !path.exists() {
+            bail!("{} does not exist: start the run with `cargo xtask reproduce` or copy a pipeline file there", path.display());
+        }
+        Pipeline::load(&path)
+    }
+
+    /// Parses and validates pipeline TOML.
+    pub fn parse(text: &str) -> Result<Pipeline> {
+        let pipeline: Pipeline = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end().replace('\n', " ")))?;
+        pipeline.validate()?;
+        Ok(pipeline)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            bail!("name: expected a non-empty name without slashes, got {:?}", self.name);
+        }
+        if self.device != "auto" && self.device != "cpu" && !self.device.starts_with("cuda") {
+            bail!("device: expected auto, cpu or cuda:N, got {:?}", self.device);
+        }
+        check_fractions("projection.fractions", &self.projection.fractions, |f| f > 0.0 && f < 1.0)?;
+        check_fractions("mso.energy_fractions", &self.mso.energy_fractions, |e| e > 0.0 && e <= 1.0)?;
+        Ok(())
+    }
+
+    /// Where model `name` comes from: the reference listed in `[models]`, else the run's own
+    /// `models/<name>/`.
+    pub fn model_reference(&self, run: &RunDir, name: &str) -> String {
+        match self.models.get(name) {
+            Some(reference) => reference.clone(),
+            None => run.model(name).display().to_string(),
+        }
+    }
+}
+
+fn check_fractions(field: &str, values: &[f64], valid: impl Fn(f64) -> bool) -> Result<()> {
+    if let Some(bad) = values.iter().find(|&&v| !valid(v)) {
+        bail!("{field}: {bad} is out of range");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_pipeline_gets_the_paper_defaults() {
+        let p = Pipeline::parse("name = \"tiny\"").unwrap();
+        assert_eq!(p.seed, 42);
+        assert_eq!(p.device, "auto");
+        assert_eq!(p.projection.fractions, vec![0.01, 0.25, 0.50, 0.75, 0.99]);
+        assert_eq!(p.projection.methods, vec![MergeMethod::Same, MergeMethod::Orth]);
+        assert_eq!(p.mso.energy_fractions.len(), 11);
+    }
+
+    #[test]
+    fn sections_override_defaults() {
+        let p = Pipeline::parse(
+            "name = \"x\"\nseed = 7\n[models]\nbase = \"meta-llama/Llama-3.2-1B\"\n\
+             [projection]\nkinds = [\"topk\"]\nmethods = [\"opp\"]\nfractions = [0.5]\nsvd = \"reference\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.seed, 7);
+        assert_eq!(p.projection.kinds, vec![SubspaceKind::Topk]);
+        assert_eq!(p.projection.methods, vec![MergeMethod::Opp]);
+        assert_eq!(p.projection.svd, SvdMode::Reference);
+        let run = RunDir::new(Path::new("runs/x"));
+        assert_eq!(p.model_reference(&run, "base"), "meta-llama/Llama-3.2-1B");
+        assert_eq!(p.model_reference(&run, "aligned"), "runs/x/models/aligned");
+    }
+
+    #[test]
+    fn mso_section_defaults_and_overrides() {
+        let p = Pipeline::parse("name = \"x\"").unwrap();
+        assert_eq!(p.mso.granularities, vec![Granularity::Tensor, Granularity::Layer]);
+        assert_eq!((p.mso.svd, p.mso.precision), (SvdMode::Exact, SvdPrecision::F32));
+        let p = Pipeline::parse(
+            "name = \"x\"\n[mso]\ngranularities = [\"layer\"]\nsvd = \"reference\"\nprecision = \"f64\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.mso.granularities, vec![Granularity::Layer]);
+        assert_eq!((p.mso.svd, p.mso.precision), (SvdMode::Reference, SvdPrecision::F64));
+        assert_eq!(Granularity::Layer.name(), "layer");
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_line() {
+        for (text, needle) in [
+            ("name = \"x\"\ntypo = 1", "unknown field `typo`"),
+            ("name = \"x\"\n[projection]\nfractions = [1.5]", "projection.fractions: 1.5 is out of range"),
+            ("name = \"x\"\n[projection]\nkinds = [\"best\"]", "unknown variant `best`"),
+            ("name = \"a/b\"", "name: expected a non-empty name without slashes"),
+            ("seed = 1", "missing field `name`"),
+        ] {
+            let err = format!("{:#}", Pipeline::parse(text).unwrap_err());
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "name = 3").unwrap();
+        let err = format!("{:#}", Pipeline::load(&path).unwrap_err());
+        assert!(err.contains("p.toml"), "{err}");
+        let run = RunDir::new(dir.path());
+        assert!(format!("{:#}", Pipeline::load_from_run(&run).unwrap_err()).contains("pipeline.toml does not exist"));
+    }
+}
