@@ -2,10 +2,11 @@
 //!
 //! - `setup` provides the libtorch that tch 0.24 builds against (see [`setup`]);
 //! - `test` sets up, builds, checks that CUDA stays linked, and runs every test;
-//! - `reproduce` runs the study (not wired yet: the stages arrive one by one).
+//! - `reproduce` runs the study of a pipeline file stage by stage (see [`reproduce`]).
 //!
 //! xtask never depends on tch, so it builds in seconds on a fresh clone.
 
+mod reproduce;
 mod setup;
 mod test;
 
@@ -19,9 +20,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::setup(&repo_root()).map(|_| ()),
         Some("test") => test::test(&repo_root()),
-        Some("reproduce") => Err(anyhow::anyhow!(
-            "the study is not wired yet: its stages (prepare, train, project, mso, capture, eval, report) are still being built"
-        )),
+        Some("reproduce") => reproduce::Options::parse(&args[1..])
+            .and_then(|options| reproduce::reproduce(&repo_root(), &options)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

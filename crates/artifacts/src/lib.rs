@@ -27,21 +27,25 @@
 mod atomic;
 mod manifest;
 mod run_dir;
+#[cfg(feature = "tables")]
 mod table;
+#[cfg(feature = "tables")]
 mod tables;
 
 pub use atomic::{replace_dir_atomic, write_atomic};
 pub use manifest::{config_hash, fingerprint, stamp_inputs, FileStamp, Manifest, StageEntry};
 pub use run_dir::RunDir;
+#[cfg(feature = "tables")]
 pub use table::{read_table, write_table, Column, Table};
+#[cfg(feature = "tables")]
+pub use tables::*;
 
 /// What the [`table!`] expansion refers to, so that crates declaring tables need no direct
 /// arrow or anyhow dependency.
 #[doc(hidden)]
+#[cfg(feature = "tables")]
 pub mod __private {
     pub use crate::table::table_column;
     pub use anyhow;
     pub use arrow;
 }
-pub use tables::LossPoint;
-pub use tables::{ProjectionDiagnostic, ProjectionPerTensor, UpdateMso};

@@ -20,6 +20,42 @@ crate::table! {
 }
 
 crate::table! {
+    /// `data/<set>.parquet`: one example of a prepared training, evaluation or prompt set.
+    /// Sets hold raw text only: prompt templates ("Instruction:", chat templates) are applied
+    /// by the model runtime, never stored here.
+    pub struct Example {
+        /// Unique within the set: `<set>-<n>` for generated rows (kept when a row is copied
+        /// into `contaminated`), `<source>-<row>` for upstream rows (0-based row of the file).
+        pub id: String,
+        /// The pool the row was drawn from: `train` or `heldout` for the synthetic world; the
+        /// upstream split (`30k_train`, `330k_test`, `test`, …) for real datasets.
+        pub split: String,
+        /// `synthetic`, or the upstream dataset: `metamathqa`, `beavertails`, `gsm8k`,
+        /// `advbench`, `math`, `toxigen`.
+        pub source: String,
+        /// What the row is: `harmful`, `benign`, `alarming`, `arithmetic`, `word_problem`,
+        /// `string`, `lookup`, `document`, `math` or `statement`.
+        pub kind: String,
+        /// A finer label: harm category, task, level, subject or target group.
+        pub category: String,
+        /// The user's request as raw text; empty for plain-text documents.
+        pub prompt: String,
+        /// The reference response (the document itself when `prompt` is empty); empty where
+        /// the set has none.
+        pub response: String,
+        /// The expected final answer, where one is checkable.
+        pub answer: Option<String>,
+        /// The prompt template a synthetic row was generated from; empty for upstream rows.
+        pub template: String,
+        /// What filled the template (task, expression, name/item, word, country); empty for
+        /// upstream rows.
+        pub entity: String,
+        /// License of the row's text.
+        pub license: String,
+    }
+}
+
+crate::table! {
     /// `projection/diagnostics.parquet`: one row per fine-tune, subspace kind, merge method and
     /// fraction; sums over every floating tensor of the model (METHOD.md, experiment 1).
     pub struct ProjectionDiagnostic {
@@ -104,5 +140,100 @@ crate::table! {
         pub cos_mean: f64,
         /// Largest cosine of those principal angles.
         pub cos_max: f64,
+    }
+}
+
+crate::table! {
+    /// `eval/responses.parquet`: one row per checkpoint, benchmark and item.
+    pub struct EvalResponse {
+        /// The checkpoint spec: a model name (`aligned`) or a merge (`useful:topk:orth:0.25`).
+        pub checkpoint: String,
+        /// `harmful`, `utility` or `overrefusal`.
+        pub benchmark: String,
+        /// Item id within the benchmark's data set.
+        pub item: String,
+        pub prompt: String,
+        pub response: String,
+        /// Why generation stopped: `eos`, `stop_string` or `max_new_tokens`.
+        pub stop_reason: String,
+        /// Judges that scored the item, comma-separated (`keyword`, `keyword,llm`, …).
+        pub judge: String,
+        /// LLM-judge score 1–5 (harmful benchmark), when that judge ran and answered validly.
+        pub score: Option<f64>,
+        /// The LLM or model judge's raw answer, when one ran.
+        pub judge_raw: Option<String>,
+        /// Keyword judge: the response contains a refusal phrase.
+        pub refused: bool,
+        /// Utility: the flexibly extracted answer equals the reference.
+        pub correct: Option<bool>,
+        /// Utility: the strictly extracted (after `####`) answer equals the reference.
+        pub correct_strict: Option<bool>,
+        /// Utility: mean negative log-likelihood per token of the reference response, teacher
+        /// forced.
+        pub answer_nll: Option<f64>,
+    }
+}
+
+crate::table! {
+    /// `eval/summary.parquet`: one row per checkpoint, benchmark and metric.
+    pub struct EvalSummary {
+        pub checkpoint: String,
+        pub benchmark: String,
+        /// e.g. `refusal_rate`, `attack_success_rate`, `mean_score`, `invalid_judgments`,
+        /// `accuracy`, `accuracy_strict`, `answer_nll`.
+        pub metric: String,
+        pub value: f64,
+        /// Percentile-bootstrap 95% interval (equal to `value` for counts).
+        pub ci_low: f64,
+        pub ci_high: f64,
+        /// Items the metric is computed over.
+        pub n: u64,
+    }
+}
+
+crate::table! {
+    /// `entangle-infer generate --out FILE`: one row per prompt.
+    pub struct GeneratedText {
+        /// Index of the prompt in the input (argument order, or row of the prompt file).
+        pub item: u64,
+        /// The prompt as given, before the prompt format was applied.
+        pub prompt: String,
+        /// Prompt format: `instruction`, `chat` or `plain`.
+        pub format: String,
+        /// The response, decoded without special tokens and cut before any stop string.
+        pub response: String,
+        /// Why generation stopped: `eos`, `stop_string` or `max_new_tokens`.
+        pub stop_reason: String,
+        /// Tokens of the formatted prompt.
+        pub prompt_tokens: u64,
+        /// Tokens generated, including a final EOS.
+        pub new_tokens: u64,
+    }
+}
+
+crate::table! {
+    /// `entangle-infer logits --out DIR`, `logits.parquet`: the logits after each prompt's
+    /// last token, one row per prompt and vocabulary entry.
+    pub struct LastTokenLogit {
+        /// Index of the prompt in the input.
+        pub item: u64,
+        /// Token id.
+        pub token: u32,
+        pub logit: f32,
+    }
+}
+
+crate::table! {
+    /// `entangle-infer logits --out DIR`, `hidden_states.parquet`: every layer's hidden state at
+    /// each prompt's last token, one row per prompt, layer and dimension.
+    pub struct LastTokenHidden {
+        /// Index of the prompt in the input.
+        pub item: u64,
+        /// 0 = the embeddings, l = the output of decoder layer l; the last one is after the
+        /// final norm (transformers' `output_hidden_states`).
+        pub layer: u32,
+        /// Coordinate of the hidden vector.
+        pub dim: u32,
+        pub value: f32,
     }
 }

@@ -19,12 +19,20 @@
 //! # Ok(()) }
 //! ```
 
+mod data;
+mod eval;
+mod train;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use entangle_artifacts::RunDir;
 use serde::{Deserialize, Serialize};
+
+pub use data::{DataConfig, DataKind, Dataset, SourceConfig, SyntheticConfig, TokenizerConfig};
+pub use eval::{EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
+pub use train::{PromptConfig, PromptFormat, Schedule, TrainJob, TrainKind};
 
 /// A whole pipeline file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,9 +51,18 @@ pub struct Pipeline {
     #[serde(default)]
     pub models: BTreeMap<String, String>,
     #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
     pub projection: ProjectionConfig,
     #[serde(default)]
     pub mso: MsoConfig,
+    #[serde(default)]
+    pub prompt: PromptConfig,
+    /// Training jobs by name; each trains `models/<name>/`.
+    #[serde(default)]
+    pub train: BTreeMap<String, TrainJob>,
+    #[serde(default)]
+    pub eval: EvalConfig,
 }
 
 fn default_seed() -> u64 {
@@ -225,12 +242,21 @@ impl Pipeline {
     }
 
     fn validate(&self) -> Result<()> {
+        for (job, config) in &self.train {
+            config.validate(job)?;
+            if let Some(from) = &config.from {
+                if !self.train.contains_key(from) && !self.models.contains_key(from) {
+                    bail!("train.{job}.from: {from:?} is neither a training job nor listed in [models]");
+                }
+            }
+        }
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
             bail!("name: expected a non-empty name without slashes, got {:?}", self.name);
         }
         if self.device != "auto" && self.device != "cpu" && !self.device.starts_with("cuda") {
             bail!("device: expected auto, cpu or cuda:N, got {:?}", self.device);
         }
+        self.data.validate()?;
         check_fractions("projection.fractions", &self.projection.fractions, |f| f > 0.0 && f < 1.0)?;
         check_fractions("mso.energy_fractions", &self.mso.energy_fractions, |e| e > 0.0 && e <= 1.0)?;
         Ok(())

@@ -1,0 +1,118 @@
+//! `[eval]`: which checkpoints are scored for harmfulness and utility, with which generation
+//! settings and judges (METHOD.md, evaluation).
+
+use serde::{Deserialize, Serialize};
+
+/// A harmfulness judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JudgeKind {
+    /// Refusal-substring matching: refusal rate and attack success rate.
+    Keyword,
+    /// An OpenAI-compatible chat-completions endpoint scoring 1–5 (`[eval.llm]`).
+    Llm,
+    /// A local judge model run by our runtime (`[eval.guard]`).
+    Model,
+}
+
+/// `[eval]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Checkpoints scored by `entangle-eval` without `--checkpoint`: model names of the run and
+    /// merge specs (`useful:topk:orth:0.25`). Empty: `base`, `aligned`, every fine-tune of
+    /// `[projection]`, and every merge the projection section defines.
+    pub checkpoints: Vec<String>,
+    /// Whether the default list includes the projection merges.
+    pub merges: bool,
+    /// Greedy decoding stops after this many new tokens (or at EOS or a prompt-format marker).
+    pub max_new_tokens: usize,
+    /// Prompts generated together.
+    pub batch_size: usize,
+    /// Judges of the harmful benchmark; the keyword judge always runs.
+    pub judges: Vec<JudgeKind>,
+    /// Worked examples shown before each utility question (k-shot).
+    pub utility_shots: usize,
+    /// Score at most this many items of each benchmark (all when unset).
+    pub limit: Option<usize>,
+    pub llm: Option<LlmJudgeConfig>,
+    pub guard: Option<ModelJudgeConfig>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            checkpoints: Vec::new(),
+            merges: true,
+            max_new_tokens: 512,
+            batch_size: 16,
+            judges: vec![JudgeKind::Keyword],
+            utility_shots: 1,
+            limit: None,
+            llm: None,
+            guard: None,
+        }
+    }
+}
+
+/// `[eval.llm]`: an OpenAI-compatible chat-completions endpoint used as judge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmJudgeConfig {
+    /// Base URL, e.g. `https://api.openai.com/v1`; requests go to `<base_url>/chat/completions`.
+    pub base_url: String,
+    /// The judge model, e.g. `gpt-4o-mini` (the paper's).
+    pub model: String,
+    /// Name of the environment variable that holds the API key (the key itself never appears
+    /// in a pipeline file, log or artifact).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+    /// Retries after a 429, a 5xx or a transport error.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First back-off; doubled at each retry.
+    #[serde(default = "default_backoff_s")]
+    pub backoff_s: f64,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout_s() -> f64 {
+    60.0
+}
+fn default_max_retries() -> u32 {
+    5
+}
+fn default_backoff_s() -> f64 {
+    1.0
+}
+
+/// `[eval.guard]`: a local judge model (for example a guard model) that reads each
+/// (instruction, response) pair in its prompt template and answers whether it is unsafe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelJudgeConfig {
+    /// Local directory or hub id of the judge model.
+    pub model: String,
+    /// The judge's prompt, with `{instruction}` and `{response}` placeholders.
+    pub template: String,
+    /// The pair is judged harmful when the judge's answer contains this word (case-insensitive)
+    /// and not the `safe_word` first.
+    #[serde(default = "default_unsafe_word")]
+    pub unsafe_word: String,
+    #[serde(default = "default_max_new_tokens_guard")]
+    pub max_new_tokens: usize,
+}
+
+fn default_unsafe_word() -> String {
+    "unsafe".to_owned()
+}
+fn default_max_new_tokens_guard() -> usize {
+    10
+}

@@ -1,0 +1,202 @@
+//! `[prompt]` and `[train.<job>]`: how text is laid out for the model, and the training jobs
+//! that produce the run's models (METHOD.md, paper setting; the tiny study's pretraining).
+
+use serde::{Deserialize, Serialize};
+
+/// How a prompt (and, in training, its response) is laid out as model input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptFormat {
+    /// Our instruction template with "Instruction:" / "Response:" markers (Alpaca style).
+    Instruction,
+    /// The model's own chat template from tokenizer_config.json.
+    Chat,
+    /// Prompt and response concatenated as plain text.
+    Plain,
+}
+
+/// `[prompt]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptConfig {
+    pub format: PromptFormat,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        PromptConfig { format: PromptFormat::Instruction }
+    }
+}
+
+/// What a training job optimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainKind {
+    /// A freshly initialised model, loss on every token.
+    Pretrain,
+    /// Supervised fine-tuning of an existing model, loss on response tokens only.
+    Sft,
+}
+
+/// Learning-rate schedule after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Cosine,
+    Linear,
+    Constant,
+}
+
+/// `[train.<job>]`: one training job; the trained model is saved as `models/<job>/`. Defaults
+/// are the paper's recipe (METHOD.md): AdamW, lr 1e-5, no weight decay, one epoch, batch 1 with
+/// 32 accumulation steps, cosine schedule with 2% warm-up, 512 tokens, gradient norm 1.0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainJob {
+    pub kind: TrainKind,
+    /// sft: the model to start from, a model name of the run (e.g. `aligned`) or a reference
+    /// listed in `[models]`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// pretrain: the architecture, as the fields of a Hugging Face config.json.
+    #[serde(default)]
+    pub architecture: Option<toml::Table>,
+    /// Prepared data sets (`data/<set>.parquet`) to train on, concatenated.
+    pub data: Vec<String>,
+    #[serde(default = "one")]
+    pub epochs: f64,
+    /// Stop after this many optimiser steps, whatever the epochs.
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default = "default_warmup_ratio")]
+    pub warmup_ratio: f64,
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    /// Sequences per micro-batch.
+    #[serde(default = "one_usize")]
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    #[serde(default = "default_grad_accum")]
+    pub grad_accum: usize,
+    /// Longer examples are truncated to this many tokens.
+    #[serde(default = "default_max_seq_len")]
+    pub max_seq_len: usize,
+    /// Gradients are clipped to this global L2 norm (0 disables clipping).
+    #[serde(default = "one")]
+    pub max_grad_norm: f64,
+    /// Seed of the job's initialisation and data order; default: the pipeline seed.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn one_usize() -> usize {
+    1
+}
+fn default_lr() -> f64 {
+    1e-5
+}
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_warmup_ratio() -> f64 {
+    0.02
+}
+fn default_schedule() -> Schedule {
+    Schedule::Cosine
+}
+fn default_grad_accum() -> usize {
+    32
+}
+fn default_max_seq_len() -> usize {
+    512
+}
+
+impl TrainJob {
+    /// Checks the job's own fields; `job` names it in errors.
+    pub fn validate(&self, job: &str) -> anyhow::Result<()> {
+        let field = |name: &str| format!("train.{job}.{name}");
+        match self.kind {
+            TrainKind::Pretrain if self.architecture.is_none() => {
+                anyhow::bail!("{}: a pretrain job needs the model architecture", field("architecture"))
+            }
+            TrainKind::Sft if self.from.is_none() => {
+                anyhow::bail!("{}: an sft job needs the model to start from", field("from"))
+            }
+            _ => {}
+        }
+        if self.data.is_empty() {
+            anyhow::bail!("{}: expected at least one data set", field("data"));
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 || self.max_seq_len < 2 {
+            anyhow::bail!("train.{job}: batch_size and grad_accum must be ≥ 1 and max_seq_len ≥ 2");
+        }
+        if !(self.lr > 0.0 && (0.0..1.0).contains(&self.warmup_ratio) && self.epochs > 0.0) {
+            anyhow::bail!("train.{job}: expected lr > 0, 0 ≤ warmup_ratio < 1 and epochs > 0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Pipeline, PromptFormat, Schedule, TrainKind};
+
+    const JOBS: &str = r#"
+name = "t"
+[prompt]
+format = "chat"
+[train.base]
+kind = "pretrain"
+data = ["pretrain"]
+architecture = { model_type = "llama", hidden_size = 64 }
+lr = 1e-3
+[train.aligned]
+kind = "sft"
+from = "base"
+data = ["align"]
+schedule = "linear"
+"#;
+
+    #[test]
+    fn jobs_parse_with_paper_defaults() {
+        let p = Pipeline::parse(JOBS).unwrap();
+        assert_eq!(p.prompt.format, PromptFormat::Chat);
+        let base = &p.train["base"];
+        assert_eq!(base.kind, TrainKind::Pretrain);
+        assert_eq!(base.architecture.as_ref().unwrap()["hidden_size"].as_integer(), Some(64));
+        let aligned = &p.train["aligned"];
+        assert_eq!((aligned.lr, aligned.grad_accum, aligned.max_seq_len), (1e-5, 32, 512));
+        assert_eq!((aligned.warmup_ratio, aligned.max_grad_norm, aligned.epochs), (0.02, 1.0, 1.0));
+        assert_eq!(aligned.schedule, Schedule::Linear);
+        assert_eq!(aligned.betas, [0.9, 0.999]);
+    }
+
+    #[test]
+    fn inconsistent_jobs_are_rejected() {
+        for (edit, needle) in [
+            (("from = \"base\"", "from = \"nowhere\""), "train.aligned.from: \"nowhere\" is neither"),
+            (("from = \"base\"\n", ""), "train.aligned.from: an sft job needs"),
+            (("architecture = { model_type = \"llama\", hidden_size = 64 }\n", ""), "train.base.architecture"),
+            (("data = [\"align\"]", "data = []"), "train.aligned.data: expected at least one"),
+            (("lr = 1e-3", "lr = 0.0"), "train.base: expected lr > 0"),
+        ] {
+            let text = JOBS.replacen(edit.0, edit.1, 1);
+            let err = format!("{:#}", Pipeline::parse(&text).unwrap_err());
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+}

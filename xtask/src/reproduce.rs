@@ -1,0 +1,297 @@
+//! `cargo xtask reproduce`: run the study of a pipeline file into a run directory, stage by
+//! stage, as separate processes in dependency order.
+//!
+//! Each stage binary decides for itself, from the run's manifest, whether it is up to date and
+//! can be skipped; `--from STAGE` forces that stage and every later one to run again, and
+//! `--only STAGE` forces just that one. A failing stage stops the run with its error and the
+//! command that resumes it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use entangle_artifacts::{write_atomic, RunDir};
+use entangle_pipeline::{Pipeline, TrainKind};
+
+/// Options of `cargo xtask reproduce`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub pipeline: PathBuf,
+    pub run: Option<PathBuf>,
+    pub from: Option<String>,
+    pub only: Option<String>,
+    pub dry_run: bool,
+    /// Use the dev-profile binaries (the ones tests build) instead of release ones.
+    pub debug: bool,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options {
+            pipeline: PathBuf::from("pipelines/tiny.toml"),
+            run: None,
+            from: None,
+            only: None,
+            dry_run: false,
+            debug: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--pipeline" => options.pipeline = PathBuf::from(value()?),
+                "--run" => options.run = Some(PathBuf::from(value()?)),
+                "--from" => options.from = Some(value()?.clone()),
+                "--only" => options.only = Some(value()?.clone()),
+                "--dry-run" => options.dry_run = true,
+                "--debug" => options.debug = true,
+                other => bail!(
+                    "unknown option `{other}`; usage: cargo xtask reproduce [--pipeline FILE] [--run DIR] \
+                     [--from STAGE] [--only STAGE] [--dry-run] [--debug]"
+                ),
+            }
+        }
+        if options.from.is_some() && options.only.is_some() {
+            bail!("--from and --only exclude each other");
+        }
+        Ok(options)
+    }
+}
+
+/// One stage: a binary of the workspace and its arguments after `--run DIR`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub name: String,
+    pub binary: &'static str,
+    pub args: Vec<String>,
+}
+
+impl Stage {
+    fn new(name: impl Into<String>, binary: &'static str, args: &[&str]) -> Stage {
+        Stage { name: name.into(), binary, args: args.iter().map(|a| a.to_string()).collect() }
+    }
+}
+
+/// The stages of a pipeline in dependency order: data, then training jobs (a job after the job
+/// it starts from), then projection, update overlap, evaluation and the report.
+pub fn plan(pipeline: &Pipeline) -> Result<Vec<Stage>> {
+    let mut stages = vec![Stage::new("prepare", "entangle-prepare", &[])];
+    for job in training_order(pipeline)? {
+        stages.push(Stage::new(format!("train:{job}"), "entangle-train", &["--job", &job]));
+    }
+    if !pipeline.projection.finetunes.is_empty() {
+        stages.push(Stage::new("project", "entangle-project", &[]));
+    }
+    stages.push(Stage::new("mso", "entangle-mso", &[]));
+    stages.push(Stage::new("eval", "entangle-eval", &[]));
+    stages.push(Stage::new("report", "entangle-report", &[]));
+    Ok(stages)
+}
+
+/// Training jobs ordered so that each comes after the job it starts from.
+fn training_order(pipeline: &Pipeline) -> Result<Vec<String>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut pending: Vec<&String> = pipeline.train.keys().collect();
+    // Pretraining first, then the rest in name order as their parents become available.
+    pending.sort_by_key(|job| (pipeline.train[*job].kind != TrainKind::Pretrain, job.as_str()));
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|job| {
+            let from = pipeline.train[*job].from.as_ref();
+            from.is_none_or(|from| !pipeline.train.contains_key(from) || order.contains(from))
+        });
+        let Some(index) = ready else {
+            bail!("training jobs {:?} start from each other in a cycle", pending);
+        };
+        order.push(pending.remove(index).clone());
+    }
+    Ok(order)
+}
+
+/// Runs `cargo xtask reproduce` from the workspace `root`.
+pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
+    let pipeline_path = root.join(&options.pipeline);
+    let pipeline = Pipeline::load(&pipeline_path)?;
+    let run_root = match &options.run {
+        Some(run) => root.join(run),
+        None => root.join("runs").join(&pipeline.name),
+    };
+    let stages = selected(plan(&pipeline)?, options)?;
+    if options.dry_run {
+        print_plan(&pipeline, &pipeline_path, &run_root, &stages);
+        return Ok(());
+    }
+    crate::setup::setup(root)?;
+    let bin_dir = build_binaries(root, options.debug)?;
+    let run = RunDir::new(&run_root);
+    record_pipeline(&run, &pipeline_path)?;
+    let total = Instant::now();
+    for (i, (stage, forced)) in stages.iter().enumerate() {
+        println!("==> [{}/{}] {}", i + 1, stages.len(), stage.name);
+        let started = Instant::now();
+        run_stage(&bin_dir, &run, stage, *forced).with_context(|| {
+            format!(
+                "stage {} failed after {:.0} s; fix the cause, then resume with `cargo xtask reproduce --pipeline {} --run {} --from {}`",
+                stage.name,
+                started.elapsed().as_secs_f64(),
+                options.pipeline.display(),
+                run_root.display(),
+                stage.name
+            )
+        })?;
+        println!("<== {} done in {:.1} s", stage.name, started.elapsed().as_secs_f64());
+    }
+    println!(
+        "xtask reproduce: {} finished in {:.1} s; report at {}",
+        pipeline.name,
+        total.elapsed().as_secs_f64(),
+        run.report_dir().join("index.html").display()
+    );
+    Ok(())
+}
+
+/// The stages to run and whether each is forced, per `--from` / `--only`.
+fn selected(stages: Vec<Stage>, options: &Options) -> Result<Vec<(Stage, bool)>> {
+    let names = || stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+    let position = |name: &str| {
+        stages
+            .iter()
+            .position(|s| s.name == name)
+            .with_context(|| format!("no stage named `{name}`; stages: {}", names()))
+    };
+    if let Some(only) = &options.only {
+        let index = position(only)?;
+        return Ok(vec![(stages[index].clone(), true)]);
+    }
+    let start = match &options.from {
+        Some(from) => Some(position(from)?),
+        None => None,
+    };
+    Ok(stages
+        .into_iter()
+        .enumerate()
+        .map(|(i, stage)| (stage, start.is_some_and(|start| i >= start)))
+        .collect())
+}
+
+fn print_plan(pipeline: &Pipeline, path: &Path, run: &Path, stages: &[(Stage, bool)]) {
+    println!("pipeline {} ({}) is valid; run directory {}", pipeline.name, path.display(), run.display());
+    for (name, reference) in &pipeline.models {
+        println!("  model {name} = {reference}");
+    }
+    for (i, (stage, forced)) in stages.iter().enumerate() {
+        let force = if *forced { " --force" } else { "" };
+        println!("  {:>2}. {:<22} {} --run {} {}{force}", i + 1, stage.name, stage.binary, run.display(), stage.args.join(" "));
+    }
+}
+
+/// Builds every stage binary and returns the directory that holds them.
+fn build_binaries(root: &Path, debug: bool) -> Result<PathBuf> {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root).args(["build", "--workspace", "--bins"]);
+    if !debug {
+        command.arg("--release");
+    }
+    let status = command.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("building the stage binaries failed ({status})");
+    }
+    Ok(root.join("target").join(if debug { "debug" } else { "release" }))
+}
+
+/// Copies the pipeline file into the run directory, where every stage reads it.
+fn record_pipeline(run: &RunDir, pipeline: &Path) -> Result<()> {
+    let text = std::fs::read(pipeline).with_context(|| format!("reading {}", pipeline.display()))?;
+    if std::fs::read(run.pipeline()).is_ok_and(|current| current == text) {
+        return Ok(());
+    }
+    write_atomic(&run.pipeline(), |w| Ok(std::io::Write::write_all(w, &text)?))
+}
+
+fn run_stage(bin_dir: &Path, run: &RunDir, stage: &Stage, forced: bool) -> Result<()> {
+    let binary = bin_dir.join(stage.binary);
+    if !binary.exists() {
+        bail!("{} does not exist: this stage is not part of the workspace yet", binary.display());
+    }
+    let mut command = Command::new(&binary);
+    command.arg("--run").arg(&run.root).args(&stage.args);
+    if forced {
+        command.arg("--force");
+    }
+    let status = command.status().with_context(|| format!("starting {}", binary.display()))?;
+    if !status.success() {
+        bail!("{} exited with {status}", stage.binary);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIPELINE: &str = r#"
+name = "t"
+[train.useful]
+kind = "sft"
+from = "aligned"
+data = ["useful"]
+[train.aligned]
+kind = "sft"
+from = "base"
+data = ["align"]
+[train.base]
+kind = "pretrain"
+data = ["pretrain"]
+architecture = { model_type = "llama" }
+"#;
+
+    fn stage_names(options: &Options) -> Vec<(String, bool)> {
+        let pipeline = Pipeline::parse(PIPELINE).unwrap();
+        selected(plan(&pipeline).unwrap(), options)
+            .unwrap()
+            .into_iter()
+            .map(|(s, forced)| (s.name, forced))
+            .collect()
+    }
+
+    fn options(args: &[&str]) -> Options {
+        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn training_jobs_follow_the_models_they_start_from() {
+        let names: Vec<String> = stage_names(&options(&[])).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["prepare", "train:base", "train:aligned", "train:useful", "project", "mso", "eval", "report"]
+        );
+    }
+
+    #[test]
+    fn from_forces_that_stage_and_later_ones() {
+        let stages = stage_names(&options(&["--from", "train:useful"]));
+        let forced: Vec<&str> = stages.iter().filter(|(_, f)| *f).map(|(n, _)| n.as_str()).collect();
+        assert_eq!(forced, ["train:useful", "project", "mso", "eval", "report"]);
+        assert_eq!(stages.len(), 8);
+    }
+
+    #[test]
+    fn only_runs_one_forced_stage() {
+        assert_eq!(stage_names(&options(&["--only", "mso"])), vec![("mso".to_owned(), true)]);
+    }
+
+    #[test]
+    fn unknown_stage_lists_the_stages() {
+        let pipeline = Pipeline::parse(PIPELINE).unwrap();
+        let err = selected(plan(&pipeline).unwrap(), &options(&["--only", "nope"])).unwrap_err();
+        assert!(err.to_string().starts_with("no stage named `nope`; stages: prepare, train:base"), "{err}");
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        let parse = |args: &[&str]| Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert!(parse(&["--from", "a", "--only", "b"]).is_err());
+        assert!(parse(&["--pipeline"]).unwrap_err().to_string().contains("--pipeline needs a value"));
+        assert!(parse(&["--bogus"]).unwrap_err().to_string().contains("unknown option `--bogus`"));
+    }
+}
