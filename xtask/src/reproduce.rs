@@ -74,7 +74,8 @@ impl Stage {
 }
 
 /// The stages of a pipeline in dependency order: data, then training jobs (a job after the job
-/// it starts from), then projection, update overlap, evaluation and the report.
+/// it starts from), then projection, update overlap, activation capture per model, evaluation
+/// and the report.
 pub fn plan(pipeline: &Pipeline) -> Result<Vec<Stage>> {
     let mut stages = vec![Stage::new("prepare", "entangle-prepare", &[])];
     for job in training_order(pipeline)? {
@@ -84,6 +85,9 @@ pub fn plan(pipeline: &Pipeline) -> Result<Vec<Stage>> {
         stages.push(Stage::new("project", "entangle-project", &[]));
     }
     stages.push(Stage::new("mso", "entangle-mso", &[]));
+    for model in &pipeline.capture.models {
+        stages.push(Stage::new(format!("capture:{model}"), "entangle-capture", &["--model", model]));
+    }
     stages.push(Stage::new("eval", "entangle-eval", &[]));
     stages.push(Stage::new("report", "entangle-report", &[]));
     Ok(stages)
@@ -231,6 +235,8 @@ mod tests {
 
     const PIPELINE: &str = r#"
 name = "t"
+[capture]
+models = ["aligned"]
 [train.useful]
 kind = "sft"
 from = "aligned"
@@ -263,7 +269,7 @@ architecture = { model_type = "llama" }
         let names: Vec<String> = stage_names(&options(&[])).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             names,
-            ["prepare", "train:base", "train:aligned", "train:useful", "project", "mso", "eval", "report"]
+            ["prepare", "train:base", "train:aligned", "train:useful", "project", "mso", "capture:aligned", "eval", "report"]
         );
     }
 
@@ -271,8 +277,8 @@ architecture = { model_type = "llama" }
     fn from_forces_that_stage_and_later_ones() {
         let stages = stage_names(&options(&["--from", "train:useful"]));
         let forced: Vec<&str> = stages.iter().filter(|(_, f)| *f).map(|(n, _)| n.as_str()).collect();
-        assert_eq!(forced, ["train:useful", "project", "mso", "eval", "report"]);
-        assert_eq!(stages.len(), 8);
+        assert_eq!(forced, ["train:useful", "project", "mso", "capture:aligned", "eval", "report"]);
+        assert_eq!(stages.len(), 9);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn replace_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) ->
 
 /// A fresh name `.<name>.tmp-<pid>-<n>` in the same directory as `path` (so the final rename
 /// stays on one file system), creating that directory if needed.
-fn temporary_sibling(path: &Path) -> Result<PathBuf> {
+pub(crate) fn temporary_sibling(path: &Path) -> Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,

@@ -24,6 +24,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "tables")]
+mod activations;
 mod atomic;
 mod manifest;
 mod run_dir;
@@ -32,6 +34,8 @@ mod table;
 #[cfg(feature = "tables")]
 mod tables;
 
+#[cfg(feature = "tables")]
+pub use activations::{activation_schema, read_activations, ActivationWriter, Activations};
 pub use atomic::{replace_dir_atomic, write_atomic};
 pub use manifest::{config_hash, fingerprint, stamp_inputs, FileStamp, Manifest, StageEntry};
 pub use run_dir::RunDir;

@@ -160,8 +160,10 @@ crate::table! {
         pub judge: String,
         /// LLM-judge score 1–5 (harmful benchmark), when that judge ran and answered validly.
         pub score: Option<f64>,
-        /// The LLM or model judge's raw answer, when one ran.
+        /// The LLM judge's raw answer, when it ran.
         pub judge_raw: Option<String>,
+        /// The local judge model's verdict (`[eval.guard]`), when it ran.
+        pub guard_unsafe: Option<bool>,
         /// Keyword judge: the response contains a refusal phrase.
         pub refused: bool,
         /// Utility: the flexibly extracted answer equals the reference.
@@ -235,5 +237,30 @@ crate::table! {
         /// Coordinate of the hidden vector.
         pub dim: u32,
         pub value: f32,
+    }
+}
+
+crate::table! {
+    /// `mso/activation_spaces.parquet`: overlap of two prompt sets' activation subspaces, per
+    /// model, layer, energy fraction and centring.
+    pub struct ActivationMso {
+        pub model: String,
+        /// `useful-harmful_a` (the paper's comparison), `harmful_a-harmful_b` (harmful vs
+        /// harmful control) or `useful_1-useful_2` (two halves of the useful set: the ceiling).
+        pub pair: String,
+        /// Hidden-state index: 0 the embeddings, l the output of decoder layer l.
+        pub layer: u32,
+        /// Whether each set's activations were mean-centred before the SVD.
+        pub centered: bool,
+        pub energy_frac: f64,
+        pub k_u: u64,
+        pub k_h: u64,
+        /// Hidden size.
+        pub d: u64,
+        pub mso: f64,
+        /// max(k_u, k_h) / d.
+        pub mso_random: f64,
+        pub cos_mean: f64,
+        pub cos_max: f64,
     }
 }

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod capture;
 mod data;
 mod eval;
 mod train;
@@ -30,6 +31,7 @@ use anyhow::{bail, Context, Result};
 use entangle_artifacts::RunDir;
 use serde::{Deserialize, Serialize};
 
+pub use capture::CaptureConfig;
 pub use data::{DataConfig, DataKind, Dataset, SourceConfig, SyntheticConfig, TokenizerConfig};
 pub use eval::{EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
 pub use train::{PromptConfig, PromptFormat, Schedule, TrainJob, TrainKind};
@@ -63,6 +65,8 @@ pub struct Pipeline {
     pub train: BTreeMap<String, TrainJob>,
     #[serde(default)]
     pub eval: EvalConfig,
+    #[serde(default)]
+    pub capture: CaptureConfig,
 }
 
 fn default_seed() -> u64 {
@@ -258,6 +262,10 @@ impl Pipeline {
         }
         self.data.validate()?;
         check_fractions("projection.fractions", &self.projection.fractions, |f| f > 0.0 && f < 1.0)?;
+        check_fractions("capture.energy_fractions", &self.capture.energy_fractions, |e| e > 0.0 && e <= 1.0)?;
+        if !(0.0..=1.0).contains(&self.capture.depth_from) || self.capture.depth_from > self.capture.depth_to || self.capture.depth_to > 1.0 {
+            bail!("capture.depth_from / depth_to: expected 0 ≤ from ≤ to ≤ 1");
+        }
         check_fractions("mso.energy_fractions", &self.mso.energy_fractions, |e| e > 0.0 && e <= 1.0)?;
         Ok(())
     }
