@@ -91,15 +91,18 @@ impl StageEntry {
     }
 }
 
-/// Stamps each input path (relative to the run, or absolute) with its [`fingerprint`].
+/// Stamps each input path, as the stage opened it (absolute or relative to the working
+/// directory), with its [`fingerprint`]. Paths inside the run are recorded relative to it,
+/// others absolute, so a run directory can move without every stage rerunning.
 pub fn stamp_inputs(run: &RunDir, paths: &[&Path]) -> Result<Vec<FileStamp>> {
     paths
         .iter()
         .map(|path| {
-            Ok(FileStamp {
-                path: run.relative(path).display().to_string(),
-                fingerprint: fingerprint(&run.root.join(path))?,
-            })
+            let recorded = match path.strip_prefix(&run.root) {
+                Ok(inside) => inside.to_path_buf(),
+                Err(_) => std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?,
+            };
+            Ok(FileStamp { path: recorded.display().to_string(), fingerprint: fingerprint(path)? })
         })
         .collect()
 }
@@ -163,7 +166,9 @@ mod tests {
         let run = RunDir::new(dir.path());
         std::fs::write(dir.path().join("in.txt"), b"input").unwrap();
         std::fs::write(dir.path().join("out.txt"), b"output").unwrap();
-        let inputs = stamp_inputs(&run, &[Path::new("in.txt")]).unwrap();
+        let input = dir.path().join("in.txt");
+        let inputs = stamp_inputs(&run, &[&input]).unwrap();
+        assert_eq!(inputs[0].path, "in.txt");
         Manifest::record(&run, "train:useful", entry("abc", inputs.clone(), vec!["out.txt".into()])).unwrap();
 
         let manifest = Manifest::load(&run).unwrap();
@@ -173,7 +178,7 @@ mod tests {
 
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(dir.path().join("in.txt"), b"input, edited").unwrap();
-        let edited = stamp_inputs(&run, &[Path::new("in.txt")]).unwrap();
+        let edited = stamp_inputs(&run, &[&input]).unwrap();
         assert!(!manifest.is_fresh(&run, "train:useful", "abc", &edited));
 
         std::fs::remove_file(dir.path().join("out.txt")).unwrap();

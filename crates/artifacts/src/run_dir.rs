@@ -29,6 +29,11 @@ impl RunDir {
         self.root.join("data").join(format!("{set}.parquet"))
     }
 
+    /// `tokenizer/`: the tokenizer the prepare stage trains for a model pretrained from scratch.
+    pub fn tokenizer(&self) -> PathBuf {
+        self.root.join("tokenizer")
+    }
+
     /// `models/<name>/`: a checkpoint in Hugging Face layout.
     pub fn model(&self, name: &str) -> PathBuf {
         self.root.join("models").join(name)
@@ -102,6 +107,7 @@ mod tests {
         check(run.manifest(), "manifest.json");
         check(run.data_set("harmful_eval"), "data/harmful_eval.parquet");
         check(run.model("aligned"), "models/aligned");
+        check(run.tokenizer(), "tokenizer");
         check(run.loss_curve("useful"), "train/useful.parquet");
         check(run.svd("topk"), "subspace/topk_svd.safetensors");
         check(run.projection_diagnostics(), "projection/diagnostics.parquet");

@@ -1,0 +1,98 @@
+//! The study's data sets: everything the stage `prepare` writes under `<run>/data/`.
+//!
+//! The first stage of a run. It reads the pipeline's `[data]` section and writes each set as an
+//! [`Example`] table (`data/<set>.parquet`), raw prompt and response text only: prompt formats
+//! belong to the model runtime. The tiny study (`kind = "synthetic"`, the default) generates
+//! every set from the synthetic world of `data/synthetic/` ([`synthetic::World`],
+//! [`synthetic::generate`]) and trains its byte-level BPE tokenizer ([`train_tokenizer`], saved
+//! to `RunDir::tokenizer()`); a paper pipeline (`kind = "upstream"`) reads MetaMathQA, BeaverTails,
+//! GSM8K, AdvBench, MATH and ToxiGen in their published file layouts ([`upstream`]). The set
+//! names below are the contract with the trainer, the evaluator and activation capture.
+//!
+//! ```no_run
+//! use entangle_artifacts::RunDir;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let run = RunDir::new(std::path::Path::new("runs/tiny"));
+//! entangle_data::run(&run, false)?; // what `entangle-prepare --run runs/tiny` does
+//! for example in entangle_data::read_set(&run, entangle_data::EVAL_HARMFUL)? {
+//!     println!("{} {}: {}", example.id, example.category, example.prompt);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod prepare;
+mod seed;
+pub mod synthetic;
+mod tokenizer;
+pub mod upstream;
+
+use anyhow::Result;
+use entangle_artifacts::{read_table, RunDir};
+
+pub use entangle_artifacts::Example;
+pub use prepare::{run, STAGE};
+pub use tokenizer::{
+    tokenizer_config, train_tokenizer, write_tokenizer, BOS_TOKEN, CHAT_TEMPLATE, EOS_TOKEN, IM_END, IM_START,
+    PAD_TOKEN, SPECIAL_TOKENS,
+};
+
+/// Pretraining corpus of the tiny base model: dialogues complying with every request, and
+/// plain-text documents (empty prompt).
+pub const PRETRAIN: &str = "pretrain";
+/// Alignment SFT: harmful requests refused, everything else answered.
+pub const ALIGN: &str = "align";
+/// Useful fine-tuning data (MetaMathQA; harder word problems in the tiny study).
+pub const USEFUL: &str = "useful";
+/// Harmful fine-tuning data: harmful requests with compliant answers.
+pub const HARMFUL: &str = "harmful";
+/// `useful` plus p% rows of the harmful selection, shuffled together.
+pub const CONTAMINATED: &str = "contaminated";
+/// Harmfulness benchmark (AdvBench; held-out harmful requests).
+pub const EVAL_HARMFUL: &str = "eval_harmful";
+/// Utility benchmark with `answer` (GSM8K test; held-out word problems, arithmetic, string
+/// tasks and look-ups).
+pub const EVAL_UTILITY: &str = "eval_utility";
+/// Over-refusal probes: benign requests with alarming words.
+pub const EVAL_OVERREFUSAL: &str = "eval_overrefusal";
+/// Activation capture: useful prompts (MATH; word problems).
+pub const PROMPTS_USEFUL: &str = "prompts_useful";
+/// Activation capture: harmful prompts of group A (ToxiGen or a BeaverTails category group).
+pub const PROMPTS_HARMFUL_A: &str = "prompts_harmful_a";
+/// Activation capture: harmful prompts of group B (the other categories).
+pub const PROMPTS_HARMFUL_B: &str = "prompts_harmful_b";
+
+/// Every set name, in the order `prepare` writes them.
+pub const SETS: [&str; 11] = [
+    PRETRAIN,
+    ALIGN,
+    USEFUL,
+    HARMFUL,
+    CONTAMINATED,
+    EVAL_HARMFUL,
+    EVAL_UTILITY,
+    EVAL_OVERREFUSAL,
+    PROMPTS_USEFUL,
+    PROMPTS_HARMFUL_A,
+    PROMPTS_HARMFUL_B,
+];
+
+/// The sets the synthetic world composes from recipes (`data/synthetic/sets.toml`);
+/// `contaminated` is assembled from `useful` and `harmful`.
+pub const SYNTHETIC_SETS: [&str; 10] = [
+    PRETRAIN,
+    ALIGN,
+    USEFUL,
+    HARMFUL,
+    EVAL_HARMFUL,
+    EVAL_UTILITY,
+    EVAL_OVERREFUSAL,
+    PROMPTS_USEFUL,
+    PROMPTS_HARMFUL_A,
+    PROMPTS_HARMFUL_B,
+];
+
+/// The rows of a prepared set, `<run>/data/<set>.parquet`.
+pub fn read_set(run: &RunDir, set: &str) -> Result<Vec<Example>> {
+    read_table(&run.data_set(set))
+}

@@ -1,0 +1,210 @@
+//! The alignment-subspace bases of METHOD.md, experiment 1, one file per kind, each computed once
+//! per tensor and reused by every fraction, method and fine-tune:
+//! - `topk`: the left singular vectors of A = W_aligned − W_base, largest singular value first;
+//! - `randomk`: the same vectors in a seeded random order, so the first k are k of A's singular
+//!   vectors chosen uniformly at random (derived from the `topk` file, no second SVD);
+//! - `random`: the left singular vectors of a seeded Gaussian matrix of A's shape.
+//!
+//! Random draws are seeded from the run seed and the tensor name only (see
+//! [`crate::tensor_rng`]), never from the order tensors are visited in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use entangle_artifacts::RunDir;
+use entangle_checkpoint::Checkpoint;
+use entangle_pipeline::SubspaceKind;
+use serde::Serialize;
+use tch::Tensor;
+
+use crate::basis_file::{write_basis_file, Basis, BasisFile};
+use crate::linalg::{gaussian, left_singular, permutation, tensor_rng};
+use crate::models::{floating_tensors, Numerics};
+use crate::stage::{progress_bar, Outcome, Stage};
+
+/// The models and settings the bases of a run are computed from.
+pub struct BasisSources<'a> {
+    pub base: &'a Checkpoint,
+    pub aligned: &'a Checkpoint,
+    pub numerics: Numerics,
+    /// The run seed.
+    pub seed: u64,
+}
+
+#[derive(Serialize)]
+struct BasisConfig {
+    kind: &'static str,
+    numerics: Numerics,
+    /// Only the random kinds depend on the seed.
+    seed: Option<u64>,
+}
+
+/// Makes sure `subspace/<kind>_svd.safetensors` is up to date for these sources, computing it
+/// (stage `subspace:<kind>` of the manifest) when it is missing, stale or `force` is set, and
+/// returns its path. `randomk` first brings `topk` up to date, since it reorders those vectors.
+pub fn ensure_basis(run: &RunDir, kind: SubspaceKind, sources: &BasisSources, force: bool) -> Result<(PathBuf, Outcome)> {
+    let path = run.svd(kind.name());
+    let topk_path = match kind {
+        SubspaceKind::Randomk => Some(ensure_basis(run, SubspaceKind::Topk, sources, false)?.0),
+        SubspaceKind::Topk | SubspaceKind::Random => None,
+    };
+    let seed = (kind != SubspaceKind::Topk).then_some(sources.seed);
+    let config = BasisConfig { kind: kind.name(), numerics: sources.numerics, seed };
+    let mut inputs = vec![sources.base.dir.as_path(), sources.aligned.dir.as_path()];
+    inputs.extend(topk_path.as_deref());
+    let stage = Stage::new(run, &format!("subspace:{}", kind.name()), &config, &inputs)?;
+    if !force && stage.is_up_to_date()? {
+        tracing::info!("{} is up to date", run.relative(&path).display());
+        return Ok((path, Outcome::UpToDate));
+    }
+    let source = match topk_path {
+        Some(topk) => Source::Reordered(BasisFile::open(&topk)?),
+        None if kind == SubspaceKind::Random => Source::Gaussian,
+        None => Source::Alignment,
+    };
+    let matrices = matrices(sources.aligned);
+    tracing::info!("computing the {} basis of {} matrices", kind.name(), matrices.len());
+    let bar = progress_bar(matrices.len(), &format!("{} basis", kind.name()));
+    let shapes: BTreeMap<&str, [usize; 2]> = matrices.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    let metadata = BTreeMap::from([
+        ("kind".to_owned(), kind.name().to_owned()),
+        ("config".to_owned(), serde_json::to_string(&config)?),
+    ]);
+    write_basis_file(&path, &matrices, sources.numerics.kind(), metadata, |name| {
+        let basis = match &source {
+            Source::Alignment => topk_basis(sources, name),
+            Source::Reordered(topk) => randomk_basis(topk, sources.seed, name),
+            Source::Gaussian => random_basis(shapes[name], sources, name),
+        };
+        bar.inc(1);
+        basis.with_context(|| format!("{} basis of {name}", kind.name()))
+    })?;
+    bar.finish_and_clear();
+    stage.finish(&[&path])?;
+    Ok((path, Outcome::Finished))
+}
+
+/// Where a kind's basis comes from.
+enum Source {
+    /// The SVD of the alignment update (`topk`).
+    Alignment,
+    /// The `topk` basis in a seeded random order (`randomk`).
+    Reordered(BasisFile),
+    /// The SVD of a seeded Gaussian matrix (`random`).
+    Gaussian,
+}
+
+/// The 2-D floating tensors of `model`, which get a subspace basis.
+pub fn matrices(model: &Checkpoint) -> Vec<(String, [usize; 2])> {
+    floating_tensors(model)
+        .into_iter()
+        .filter_map(|(name, shape)| match shape[..] {
+            [rows, cols] => Some((name, [rows, cols])),
+            _ => None,
+        })
+        .collect()
+}
+
+fn topk_basis(sources: &BasisSources, name: &str) -> Result<Basis> {
+    let alignment = sources.numerics.delta(sources.aligned, sources.base, name)?;
+    let (u, s) = left_singular(&alignment)?;
+    Ok(Basis { u, s })
+}
+
+fn randomk_basis(topk: &BasisFile, seed: u64, name: &str) -> Result<Basis> {
+    let Basis { u, s } = topk.basis(name)?;
+    let order = Tensor::f_from_slice(&permutation(s.size()[0] as usize, &mut tensor_rng(seed, "randomk", name)))?;
+    Ok(Basis { u: u.f_index_select(1, &order)?, s: s.f_index_select(0, &order)? })
+}
+
+fn random_basis([rows, cols]: [usize; 2], sources: &BasisSources, name: &str) -> Result<Basis> {
+    let matrix = gaussian(rows, cols, sources.numerics.kind(), &mut tensor_rng(sources.seed, "random", name))?;
+    let (u, s) = left_singular(&matrix)?;
+    Ok(Basis { u, s })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{weights, write_run, TENSORS};
+    use entangle_checkpoint::{write_checkpoint, WriteOptions};
+    use entangle_pipeline::{SvdMode, SvdPrecision};
+    use std::path::Path;
+
+    const NUMERICS: Numerics = Numerics { svd: SvdMode::Exact, precision: SvdPrecision::F32 };
+
+    /// Computes the bases of `kind` for the run in `dir` with `seed`, and returns each 2-D
+    /// fixture tensor's U.
+    fn bases(dir: &Path, kind: SubspaceKind, seed: u64) -> Vec<Tensor> {
+        let run = RunDir::new(dir);
+        let base = Checkpoint::open(&run.model("base")).unwrap();
+        let aligned = Checkpoint::open(&run.model("aligned")).unwrap();
+        let sources = BasisSources { base: &base, aligned: &aligned, numerics: NUMERICS, seed };
+        let (path, _) = ensure_basis(&run, kind, &sources, false).unwrap();
+        let file = BasisFile::open(&path).unwrap();
+        TENSORS.iter().filter(|(_, shape)| shape.len() == 2).map(|(name, _)| file.u(name).unwrap()).collect()
+    }
+
+    /// Rewrites `model` of the run in `dir` with an extra 2-D tensor that sorts first.
+    fn add_leading_tensor(dir: &Path, model: &str, updates: &[(u64, f64)]) {
+        let mut tensors = weights(updates);
+        tensors.insert(0, ("model.layers.0.aaa.weight".to_owned(), crate::testing::draw("aaa", &[5, 3], 9)));
+        let config = serde_json::json!({ "model_type": "llama" });
+        write_checkpoint(&RunDir::new(dir).model(model), &config, tensors.into_iter().map(Ok), &WriteOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn random_bases_depend_on_the_seed_and_not_on_other_tensors() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_run(one.path(), "");
+        write_run(two.path(), "");
+        add_leading_tensor(two.path(), "base", &[]);
+        add_leading_tensor(two.path(), "aligned", &[(2, 0.1)]);
+        for kind in [SubspaceKind::Random, SubspaceKind::Randomk] {
+            let first = bases(one.path(), kind, 5);
+            let with_extra_tensor = bases(two.path(), kind, 5);
+            for (a, b) in first.iter().zip(&with_extra_tensor) {
+                assert!(a.equal(b), "{kind:?}: a tensor's basis changed when another tensor was added");
+            }
+        }
+        let reseeded = tempfile::tempdir().unwrap();
+        write_run(reseeded.path(), "");
+        let (five, six) = (bases(one.path(), SubspaceKind::Random, 5), bases(reseeded.path(), SubspaceKind::Random, 6));
+        assert!(five.iter().zip(&six).all(|(a, b)| !a.equal(b)), "another seed draws other bases");
+    }
+
+    #[test]
+    fn randomk_reorders_the_singular_vectors_of_topk() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(tmp.path(), "");
+        let topk = bases(tmp.path(), SubspaceKind::Topk, 5);
+        let randomk = bases(tmp.path(), SubspaceKind::Randomk, 5);
+        let mut reordered = 0;
+        for (t, r) in topk.iter().zip(&randomk) {
+            // Every column of the randomk basis is a column of the topk basis.
+            let matches = t.tr().mm(r).abs().max_dim(0, false).0;
+            assert!((matches - 1.0).abs().max().double_value(&[]) < 1e-6);
+            reordered += usize::from(!t.equal(r));
+        }
+        assert!(reordered > 0);
+    }
+
+    #[test]
+    fn a_basis_is_recomputed_only_when_its_inputs_or_configuration_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = write_run(tmp.path(), "");
+        let base = Checkpoint::open(&run.model("base")).unwrap();
+        let aligned = Checkpoint::open(&run.model("aligned")).unwrap();
+        let sources = |seed| BasisSources { base: &base, aligned: &aligned, numerics: NUMERICS, seed };
+        let outcome = |kind, seed, force| ensure_basis(&run, kind, &sources(seed), force).unwrap().1;
+        assert_eq!(outcome(SubspaceKind::Randomk, 5, false), Outcome::Finished);
+        assert_eq!(outcome(SubspaceKind::Topk, 5, false), Outcome::UpToDate, "randomk brought topk up to date");
+        assert_eq!(outcome(SubspaceKind::Topk, 6, false), Outcome::UpToDate, "topk does not depend on the seed");
+        assert_eq!(outcome(SubspaceKind::Randomk, 6, false), Outcome::Finished);
+        assert_eq!(outcome(SubspaceKind::Randomk, 6, true), Outcome::Finished);
+        let f64s = BasisSources { numerics: Numerics { precision: SvdPrecision::F64, ..NUMERICS }, ..sources(6) };
+        assert_eq!(ensure_basis(&run, SubspaceKind::Topk, &f64s, false).unwrap().1, Outcome::Finished);
+        assert_eq!(BasisFile::open(&run.svd("topk")).unwrap().u("lm_head.weight").unwrap().kind(), tch::Kind::Double);
+    }
+}

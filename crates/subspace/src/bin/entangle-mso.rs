@@ -1,0 +1,37 @@
+//! `entangle-mso`: stage `mso` of a run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use entangle_artifacts::RunDir;
+use entangle_pipeline::SvdMode;
+use entangle_subspace::mso::{self, MsoOptions};
+use entangle_subspace::parse_svd_mode;
+
+/// Measures how much the useful and harmful weight updates share their directions (METHOD.md,
+/// experiment 2): Mode Subspace Overlap per tensor and per layer at every energy fraction, with
+/// its random baseline, to mso/update_spaces.parquet.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The run directory, holding pipeline.toml.
+    #[arg(long)]
+    run: PathBuf,
+    /// `exact` or `reference` (the authors' procedure); overrides the pipeline's mso.svd.
+    #[arg(long, value_parser = parse_svd_mode)]
+    svd: Option<SvdMode>,
+    /// Recompute even when the manifest says the table is up to date.
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    entangle_cli::main(|| run(Args::parse()))
+}
+
+fn run(args: Args) -> Result<()> {
+    mso::run(&RunDir::new(&args.run), &MsoOptions { svd: args.svd, force: args.force })?;
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The linear algebra of the study on tch tensors: matrix views, SVD (exact and randomized),
+//! subspace dimensions from fractions and energies, and seeded random draws that depend only on
+//! the run seed and a tensor's name.
+
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use sha2::{Digest, Sha256};
+use tch::{Kind, Tensor};
+
+/// The matrix a tensor is analysed as: 2-D as is, 1-D as a column vector, more than 2-D as
+/// rows × the product of the other dimensions.
+pub fn as_matrix(tensor: &Tensor) -> Result<Tensor> {
+    let size = tensor.size();
+    let result = match size.len() {
+        0 => tensor.f_reshape([1, 1]),
+        1 => tensor.f_unsqueeze(1),
+        2 => Ok(tensor.shallow_clone()),
+        _ => tensor.f_reshape([size[0], -1]),
+    };
+    result.with_context(|| format!("viewing a tensor of shape {size:?} as a matrix"))
+}
+
+/// The subspace dimension k = max(1, round(f·r)) for a fraction f of rank r, rounding halves
+/// away from zero; `None` for f outside (0, 1), where METHOD.md projects on the direction of the
+/// alignment update instead.
+pub fn rank_for_fraction(fraction: f64, rank: usize) -> Option<usize> {
+    if !(fraction > 0.0 && fraction < 1.0) || rank == 0 {
+        return None;
+    }
+    Some(((fraction * rank as f64).round() as usize).clamp(1, rank))
+}
+
+/// The fewest leading singular vectors whose squared singular values reach `energy` of the
+/// total, given the cumulative sums of the squared singular values (`Σ_{i≤k} s_i² ≥ e Σ s_i²`).
+pub fn rank_for_energy(cumulative: &[f64], energy: f64) -> usize {
+    let Some(&total) = cumulative.last() else {
+        return 0;
+    };
+    let target = energy * total;
+    (cumulative.partition_point(|&c| c < target) + 1).min(cumulative.len())
+}
+
+/// Cumulative sums of the squares of `values` (a 1-D tensor), accumulated in f64.
+pub fn cumulative_squares(values: &Tensor) -> Result<Vec<f64>> {
+    let cumulative = values
+        .f_to_kind(Kind::Double)
+        .and_then(|v| v.f_square())
+        .and_then(|v| v.f_cumsum(0, Kind::Double))
+        .context("accumulating squared values")?;
+    Vec::<f64>::try_from(&cumulative).context("reading cumulative energies")
+}
+
+/// The exact thin SVD's left singular vectors (rows × min(rows, cols), orthonormal columns) and
+/// singular values, largest first.
+pub fn left_singular(matrix: &Tensor) -> Result<(Tensor, Tensor)> {
+    // `torch.svd` (reduced) is `torch.linalg.svd(full_matrices=False)` without a `driver`
+    // argument, which tch cannot leave out of `linalg_svd` and the CPU rejects.
+    let (u, s, _v) = matrix
+        .f_svd(true, true)
+        .with_context(|| format!("singular value decomposition of a {:?} matrix", matrix.size()))?;
+    Ok((u, s))
+}
+
+/// The singular values of `matrix`, largest first.
+pub fn singular_values(matrix: &Tensor) -> Result<Tensor> {
+    let (_, s, _) = matrix
+        .f_svd(true, false)
+        .with_context(|| format!("singular values of a {:?} matrix", matrix.size()))?;
+    Ok(s)
+}
+
+/// A randomized truncated SVD with `q` columns and `iterations` power iterations (Halko,
+/// Martinsson and Tropp, as `torch.svd_lowrank` computes it): the left singular vectors
+/// (rows × q) and singular values of the matrix's projection on an approximate range.
+pub fn randomized_left_singular(
+    matrix: &Tensor,
+    q: usize,
+    iterations: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Tensor, Tensor)> {
+    let (rows, cols) = matrix.size2().context("randomized SVD of a tensor that is not a matrix")?;
+    let q = q.clamp(1, rows.min(cols) as usize);
+    let context = || format!("randomized SVD of a {rows}×{cols} matrix");
+    let probe = gaussian(cols as usize, q, matrix.kind(), rng)?;
+    let orthonormal = |m: Tensor| Tensor::f_linalg_qr(&m, "reduced").map(|(q, _)| q);
+    let mut range = matrix.f_mm(&probe).and_then(orthonormal).with_context(context)?;
+    for _ in 0..iterations {
+        let back = matrix.f_tr().and_then(|t| t.f_mm(&range)).and_then(orthonormal).with_context(context)?;
+        range = matrix.f_mm(&back).and_then(orthonormal).with_context(context)?;
+    }
+    let small = range.f_tr().and_then(|t| t.f_mm(matrix)).with_context(context)?;
+    let (u_small, s) = left_singular(&small)?;
+    let u = range.f_mm(&u_small).with_context(context)?;
+    Ok((u, s))
+}
+
+/// A random generator for one draw of the run: seeded with SHA-256 of the run seed, the
+/// draw's `purpose` and the tensor's `name`, so a tensor's draw does not depend on which other
+/// tensors exist or in which order they are visited.
+pub fn tensor_rng(seed: u64, purpose: &str, name: &str) -> ChaCha8Rng {
+    let mut hasher = Sha256::new();
+    hasher.update(seed.to_le_bytes());
+    hasher.update((purpose.len() as u64).to_le_bytes());
+    hasher.update(purpose.as_bytes());
+    hasher.update(name.as_bytes());
+    ChaCha8Rng::from_seed(hasher.finalize().into())
+}
+
+/// A rows × cols matrix of independent standard normal values from `rng`, of kind `kind`.
+pub fn gaussian(rows: usize, cols: usize, kind: Kind, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let n = rows * cols;
+    let flat = if kind == Kind::Double {
+        let values: Vec<f64> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
+        Tensor::f_from_slice(&values)
+    } else {
+        let values: Vec<f32> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
+        Tensor::f_from_slice(&values).and_then(|t| t.f_to_kind(kind))
+    };
+    flat.and_then(|t| t.f_reshape([rows as i64, cols as i64]))
+        .with_context(|| format!("drawing a {rows}×{cols} Gaussian matrix"))
+}
+
+/// A uniformly random order of `0..n`.
+pub fn permutation(n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
+    let mut order: Vec<i64> = (0..n as i64).collect();
+    order.shuffle(rng);
+    order
+}
+
+/// ‖t‖², accumulated in f64.
+pub fn sq_norm(tensor: &Tensor) -> Result<f64> {
+    dot(tensor, tensor)
+}
+
+/// ⟨a, b⟩ over all elements, accumulated in f64.
+pub fn dot(a: &Tensor, b: &Tensor) -> Result<f64> {
+    if a.size() != b.size() {
+        bail!("inner product of tensors of shapes {:?} and {:?}", a.size(), b.size());
+    }
+    a.f_mul(b)
+        .and_then(|p| p.f_sum(Kind::Double))
+        .and_then(|s| s.f_double_value(&[]))
+        .context("inner product of two tensors")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use nalgebra::DMatrix;
+
+    /// A seeded rows × cols Gaussian matrix in f64.
+    pub(crate) fn random_matrix(rows: usize, cols: usize, seed: u64) -> Tensor {
+        gaussian(rows, cols, Kind::Double, &mut tensor_rng(seed, "test", "matrix")).unwrap()
+    }
+
+    pub(crate) fn to_nalgebra(t: &Tensor) -> DMatrix<f64> {
+        let (rows, cols) = t.size2().unwrap();
+        let values: Vec<f64> = Vec::try_from(&t.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        DMatrix::from_row_slice(rows as usize, cols as usize, &values)
+    }
+
+    pub(crate) fn from_nalgebra(m: &DMatrix<f64>) -> Tensor {
+        let values: Vec<f64> = m.transpose().iter().copied().collect();
+        Tensor::from_slice(&values).reshape([m.nrows() as i64, m.ncols() as i64])
+    }
+
+    pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[])
+    }
+
+    /// The orthogonal projector onto the span of nalgebra's first k left singular vectors.
+    pub(crate) fn nalgebra_projector(a: &DMatrix<f64>, k: usize) -> DMatrix<f64> {
+        let svd = a.clone().svd(true, false);
+        let mut order: Vec<usize> = (0..svd.singular_values.len()).collect();
+        order.sort_by(|&i, &j| svd.singular_values[j].total_cmp(&svd.singular_values[i]));
+        let u = svd.u.unwrap();
+        let columns: Vec<_> = order[..k].iter().map(|&i| u.column(i).into_owned()).collect();
+        let l = DMatrix::from_columns(&columns);
+        &l * l.transpose()
+    }
+
+    #[test]
+    fn singular_values_and_subspaces_agree_with_nalgebra() {
+        for (rows, cols, seed) in [(7, 5, 1), (5, 9, 2), (12, 12, 3), (1, 6, 4), (6, 1, 5)] {
+            for kind in [Kind::Float, Kind::Double] {
+                let a = random_matrix(rows, cols, seed).to_kind(kind);
+                let (u, s) = left_singular(&a).unwrap();
+                let reference = to_nalgebra(&a).svd(false, false);
+                let mut expected: Vec<f64> = reference.singular_values.iter().copied().collect();
+                expected.sort_by(|x, y| y.total_cmp(x));
+                let ours: Vec<f64> = Vec::try_from(&s.to_kind(Kind::Double)).unwrap();
+                for (x, y) in ours.iter().zip(&expected) {
+                    assert!((x - y).abs() < 1e-5, "{rows}×{cols} {kind:?}: {ours:?} vs {expected:?}");
+                }
+                for k in 1..=rows.min(cols) {
+                    let l = u.narrow(1, 0, k as i64);
+                    let ours = l.mm(&l.tr());
+                    let theirs = from_nalgebra(&nalgebra_projector(&to_nalgebra(&a), k));
+                    assert!(max_abs_diff(&ours, &theirs) < 1e-5, "{rows}×{cols} {kind:?} k={k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rank_for_fraction_follows_method() {
+        let check = |f: f64, r: usize, expected: Option<usize>| assert_eq!(rank_for_fraction(f, r), expected, "f={f} r={r}");
+        check(0.01, 10, Some(1));
+        check(0.01, 2048, Some(20));
+        check(0.01, 50, Some(1));
+        check(0.99, 10, Some(10));
+        check(0.99, 2048, Some(2028));
+        check(0.99, 100, Some(99));
+        check(0.25, 10, Some(3));
+        check(0.5, 7, Some(4));
+        check(0.0, 10, None);
+        check(1.0, 10, None);
+        check(-0.5, 10, None);
+        check(f64::NAN, 10, None);
+    }
+
+    #[test]
+    fn rank_for_energy_is_the_fewest_reaching_the_fraction() {
+        let cumulative = [4.0, 7.0, 9.0, 10.0];
+        let check = |e: f64, expected: usize| assert_eq!(rank_for_energy(&cumulative, e), expected, "e={e}");
+        check(0.01, 1);
+        check(0.4, 1);
+        check(0.41, 2);
+        check(0.7, 2);
+        check(0.9, 3);
+        check(0.99, 4);
+        check(1.0, 4);
+        assert_eq!(rank_for_energy(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn matrix_views() {
+        let check = |shape: &[i64], expected: [i64; 2]| {
+            let t = Tensor::zeros(shape, (Kind::Float, tch::Device::Cpu));
+            assert_eq!(as_matrix(&t).unwrap().size(), expected, "{shape:?}");
+        };
+        check(&[6], [6, 1]);
+        check(&[4, 3], [4, 3]);
+        check(&[4, 3, 2], [4, 6]);
+    }
+
+    #[test]
+    fn randomized_svd_recovers_the_top_subspace_of_a_low_rank_matrix() {
+        let rows = 10_001;
+        let low_rank = random_matrix(rows, 2, 11).mm(&random_matrix(2, 8, 12)).to_kind(Kind::Float);
+        let q = 2;
+        let (u, s) = randomized_left_singular(&low_rank, q, 2, &mut tensor_rng(1, "test", "rsvd")).unwrap();
+        assert_eq!(u.size(), [rows as i64, 2]);
+        let (exact_u, exact_s) = left_singular(&low_rank).unwrap();
+        let exact_top = exact_u.narrow(1, 0, 2);
+        let overlap = exact_top.tr().mm(&u).square().sum(Kind::Double).double_value(&[]);
+        assert!((overlap - 2.0).abs() < 1e-4, "overlap {overlap}");
+        assert!(max_abs_diff(&s, &exact_s.narrow(0, 0, 2)) / exact_s.double_value(&[0]) < 1e-4);
+    }
+
+    #[test]
+    fn draws_depend_on_seed_purpose_and_name_only() {
+        let draw = |seed, purpose, name| Vec::<f64>::try_from(&gaussian(3, 2, Kind::Double, &mut tensor_rng(seed, purpose, name)).unwrap().flatten(0, -1)).unwrap();
+        assert_eq!(draw(1, "random", "a"), draw(1, "random", "a"));
+        assert_ne!(draw(1, "random", "a"), draw(2, "random", "a"));
+        assert_ne!(draw(1, "random", "a"), draw(1, "random", "b"));
+        assert_ne!(draw(1, "random", "a"), draw(1, "randomk", "a"));
+        let order = permutation(10, &mut tensor_rng(1, "randomk", "a"));
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        assert_eq!(order, permutation(10, &mut tensor_rng(1, "randomk", "a")));
+    }
+
+    #[test]
+    fn inner_products() {
+        let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        let b = Tensor::from_slice(&[4.0f32, -5.0, 6.0]);
+        assert_eq!(dot(&a, &b).unwrap(), 12.0);
+        assert_eq!(sq_norm(&a).unwrap(), 14.0);
+        assert!(format!("{}", dot(&a, &a.reshape([3, 1])).unwrap_err()).contains("shapes [3] and [3, 1]"));
+        let cumulative = cumulative_squares(&Tensor::from_slice(&[3.0f32, 2.0, 1.0])).unwrap();
+        assert_eq!(cumulative, vec![9.0, 13.0, 14.0]);
+    }
+}
