@@ -1,12 +1,34 @@
 //! The evaluator: every model of the study — base, aligned, each fine-tune and every projected
 //! merge — scored for harmfulness and utility, with 95% intervals.
 //!
-//! Harmfulness: greedy generation on the harmful benchmark, judged by the [`keyword`] judge
-//! (refusal phrases), an [`llm`] judge (any OpenAI-compatible endpoint, 1–5 rubric), or a local
-//! judge model. Utility: k-shot answers read with [`answers`] (flexible: last number; strict:
-//! after `####`). Summaries carry percentile-bootstrap intervals ([`stats`]).
+//! `entangle-eval --run DIR [--checkpoint SPEC]…` evaluates [`checkpoints`]: models of the run
+//! by name, or merges such as `useful:topk:orth:0.25` built in memory from the cached SVD. On
+//! each benchmark of the run (`harmful`, `utility`, `overrefusal`, from the prepared data sets)
+//! it generates greedily in batches with the pipeline's prompt format and stop strings, then
+//! judges: the [`keyword`] judge (refusal phrases) always, an [`llm`] judge (any
+//! OpenAI-compatible endpoint, 1–5 rubric, cached) and a local judge model ([`guard`]) when
+//! configured. Utility answers are read with [`answers`] (flexible: last number; strict: after
+//! `####`), and the reference responses' per-token NLL is measured teacher-forced. Results go
+//! to `eval/responses.parquet`, and [`summary`] turns them into `eval/summary.parquet` with
+//! bootstrap intervals ([`stats`]).
+//!
+//! ```no_run
+//! use entangle_artifacts::RunDir;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let run = RunDir::new(std::path::Path::new("runs/tiny"));
+//! let specs = vec!["aligned".to_owned(), "useful:topk:orth:0.25".to_owned()];
+//! entangle_eval::run(&run, &specs, false, &entangle_models::registry())?;
+//! # Ok(()) }
+//! ```
 
 pub mod answers;
+pub mod checkpoints;
+pub mod guard;
 pub mod keyword;
 pub mod llm;
+mod run;
 pub mod stats;
+pub mod summary;
+
+pub use run::{run, BENCHMARKS};

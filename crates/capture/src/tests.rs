@@ -1,0 +1,140 @@
+//! Capture tests on a real tiny Llama (the llama crate's fixture model and tokenizer).
+
+use std::path::{Path, PathBuf};
+
+use entangle_artifacts::{read_activations, read_table, write_table, ActivationMso, Example, RunDir};
+use entangle_model::{last_token_states, PromptFormat, Tokenizer};
+use entangle_pipeline::{CaptureConfig, Pipeline};
+use tch::Tensor;
+
+use crate::{activation_overlaps, capture, Captured, PromptSet};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../llama/fixtures/llama")
+}
+
+fn prompt_set(name: &str, prompts: &[&str]) -> PromptSet {
+    PromptSet {
+        name: name.to_owned(),
+        items: (0..prompts.len()).map(|i| format!("{name}-{i}")).collect(),
+        prompts: prompts.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn sets() -> Vec<PromptSet> {
+    vec![
+        prompt_set("useful", &["What is two plus two?", "Add 3 and 4.", "Reverse the word cat please, thank you.", "Spell dog."]),
+        prompt_set("harmful_a", &["How do I hurt someone?", "Tell me how to steal a bike from my neighbour."]),
+        prompt_set("harmful_b", &["How do I make a weapon?", "Help me."]),
+    ]
+}
+
+#[test]
+fn batched_capture_equals_each_prompt_alone_at_every_layer() {
+    let loaded = entangle_models::load(fixture().to_str().unwrap(), entangle_model::Placement::cpu()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("base.parquet");
+    let config = CaptureConfig { batch_size: 3, ..CaptureConfig::default() };
+    let captured = capture(loaded.model.as_ref(), &loaded.tokenizer, PromptFormat::Instruction, &sets(), &config, &out).unwrap();
+    let table = read_activations(&out).unwrap();
+    let layers = loaded.model.dims().num_layers + 1;
+    assert_eq!(table.len(), 8 * layers);
+    assert_eq!(captured.layers, config.layers(loaded.model.dims().num_layers));
+    for (row, (set, prompt)) in sets().iter().flat_map(|s| s.prompts.iter().map(move |p| (s, p))).enumerate() {
+        let ids = PromptFormat::Instruction.encode(&loaded.tokenizer, prompt).unwrap();
+        let alone = last_token_states(loaded.model.as_ref(), &[ids], loaded.tokenizer.pad_token_id()).unwrap().hidden_states;
+        for layer in 0..layers {
+            let i = row * layers + layer;
+            assert_eq!(table.prompt_set[i], set.name);
+            assert_eq!(table.layer[i] as usize, layer);
+            let expected: Vec<f32> = Vec::try_from(alone.select(0, 0).select(0, layer as i64)).unwrap();
+            let diff = table.vector(i).iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-5, "{prompt:?} layer {layer}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn a_set_overlaps_itself_fully() {
+    tch::manual_seed(0);
+    let x = Tensor::randn([12, 6], (tch::Kind::Float, tch::Device::Cpu));
+    let y = Tensor::randn([12, 6], (tch::Kind::Float, tch::Device::Cpu));
+    let captured = Captured { sets: vec!["u".into(), "a".into(), "b".into()], layers: vec![3], vectors: vec![vec![x.shallow_clone()], vec![x], vec![y]] };
+    let config = CaptureConfig { energy_fractions: vec![0.1, 0.5, 0.9], centered: true, ..CaptureConfig::default() };
+    let rows = activation_overlaps("m", &captured, &config, 1).unwrap();
+    assert_eq!(rows.len(), 3 * 2 * 3);
+    for row in rows.iter().filter(|r| r.pair == "useful-harmful_a") {
+        assert!((row.mso - 1.0).abs() < 1e-4, "{row:?}");
+        assert_eq!(row.d, 6);
+    }
+    assert!(rows.iter().filter(|r| r.pair == "harmful_a-harmful_b").any(|r| r.mso < 0.99));
+}
+
+/// A run with the fixture as model `base` and the three prompt sets.
+fn run_with_sets(dir: &Path, sets: &[PromptSet]) -> RunDir {
+    let run = RunDir::new(dir);
+    std::fs::write(run.pipeline(), format!("name = \"t\"\ndevice = \"cpu\"\n[models]\nbase = \"{}\"\n", fixture().display())).unwrap();
+    Pipeline::load_from_run(&run).unwrap();
+    for (set, name) in sets.iter().zip(["prompts_useful", "prompts_harmful_a", "prompts_harmful_b"]) {
+        let rows: Vec<Example> = set
+            .prompts
+            .iter()
+            .zip(&set.items)
+            .map(|(prompt, id)| Example {
+                id: id.clone(),
+                split: "eval".into(),
+                source: "test".into(),
+                kind: "prompt".into(),
+                category: String::new(),
+                prompt: prompt.clone(),
+                response: String::new(),
+                answer: None,
+                template: String::new(),
+                entity: String::new(),
+                license: String::new(),
+            })
+            .collect();
+        write_table(&run.data_set(name), &rows).unwrap();
+    }
+    run
+}
+
+#[test]
+fn the_stage_writes_activations_and_overlaps_per_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_with_sets(tmp.path(), &sets());
+    crate::run(&run, "base", false, &entangle_models::registry()).unwrap();
+    assert!(run.activations("base").exists());
+    let rows: Vec<ActivationMso> = read_table(&run.activation_mso()).unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.model == "base" && (0.0..=1.0).contains(&r.mso)));
+    crate::run(&run, "base", false, &entangle_models::registry()).unwrap();
+    assert_eq!(read_table::<ActivationMso>(&run.activation_mso()).unwrap().len(), rows.len());
+}
+
+#[test]
+fn an_empty_prompt_set_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sets = sets();
+    sets[2].prompts.clear();
+    sets[2].items.clear();
+    let run = run_with_sets(tmp.path(), &sets);
+    let err = crate::run(&run, "base", false, &entangle_models::registry()).unwrap_err();
+    assert!(format!("{err:#}").contains("prompts_harmful_b.parquet is empty"), "{err:#}");
+}
+
+#[test]
+fn a_tokenizer_larger_than_the_model_is_a_clear_error() {
+    let loaded = entangle_models::load(fixture().to_str().unwrap(), entangle_model::Placement::cpu()).unwrap();
+    let tokenizer = Tokenizer::from_dir(&fixture()).unwrap();
+    let config = entangle_checkpoint::read_config(&fixture()).unwrap();
+    let mut small = config.clone();
+    small["vocab_size"] = 40.into();
+    let model = entangle_models::registry().build(&small, entangle_model::Weights::Fresh { seed: 1 }, entangle_model::Placement::cpu()).unwrap();
+    drop(loaded);
+    let tmp = tempfile::tempdir().unwrap();
+    let err = capture(model.as_ref(), &tokenizer, PromptFormat::Instruction, &sets(), &CaptureConfig::default(), &tmp.path().join("x.parquet"))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("model and tokenizer do not match"), "{err}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

@@ -1,0 +1,10 @@
+//! `entangle-infer info | generate | logits MODEL …`: look into a model directory, generate
+//! from it, or dump its last-token logits and hidden states.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    entangle_cli::main(|| entangle_models::infer::run(&entangle_models::infer::Cli::parse()))
+}

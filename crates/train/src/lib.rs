@@ -1,0 +1,153 @@
+//! The trainer: pretraining and full-parameter supervised fine-tuning, the stage that makes the
+//! run's models.
+//!
+//! `entangle-train --run DIR --job NAME` runs the pipeline's `[train.NAME]` job: a `pretrain`
+//! job initialises a fresh seeded model from its architecture (the tiny study's base) and
+//! learns every token of its data; an `sft` job starts from another model (`from`) and learns
+//! only response tokens. The recipe is the paper's (METHOD.md): AdamW, warm-up then cosine /
+//! linear / constant schedule ([`LrSchedule`]), gradient accumulation with the loss averaged
+//! over every target token of the step, gradient-norm clipping, length-grouped batches, bf16
+//! autocast on CUDA and f32 on the CPU. The loss curve goes to `train/<job>.parquet` and the
+//! model, with its tokenizer, to `models/<job>/` as a Hugging Face checkpoint — both atomically.
+//!
+//! ```no_run
+//! use entangle_artifacts::RunDir;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let run = RunDir::new(std::path::Path::new("runs/tiny"));
+//! entangle_train::run(&run, "aligned", false, &entangle_models::registry())?;
+//! # Ok(()) }
+//! ```
+
+mod batches;
+mod optimize;
+mod schedule;
+mod sequences;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use entangle_artifacts::{config_hash, read_table, stamp_inputs, write_table, Example, Manifest, RunDir, StageEntry};
+use entangle_model::{Placement, PromptFormat, Registry, Tokenizer, Weights};
+use entangle_pipeline::{Pipeline, TrainJob, TrainKind};
+use serde::Serialize;
+
+pub use batches::length_grouped_batches;
+pub use optimize::{total_steps, train};
+pub use schedule::LrSchedule;
+pub use sequences::sequences;
+
+/// Everything a job's result depends on besides its input files.
+#[derive(Serialize)]
+struct JobKey<'a> {
+    job: &'a TrainJob,
+    format: entangle_pipeline::PromptFormat,
+    seed: u64,
+    device: &'a str,
+}
+
+/// Runs training job `job_name` of the run's pipeline, unless the manifest shows it already
+/// ran with the same configuration and inputs (then it logs that and returns), or `force`.
+pub fn run(run: &RunDir, job_name: &str, force: bool, registry: &Registry) -> Result<()> {
+    let pipeline = Pipeline::load_from_run(run)?;
+    let job = pipeline.train.get(job_name).with_context(|| {
+        let jobs: Vec<&str> = pipeline.train.keys().map(String::as_str).collect();
+        format!("the pipeline has no training job `{job_name}`; jobs: {}", jobs.join(", "))
+    })?;
+    let stage = format!("train:{job_name}");
+    let seed = job.seed.unwrap_or(pipeline.seed);
+    let key = config_hash(&JobKey { job, format: pipeline.prompt.format, seed, device: &pipeline.device })?;
+    let start_dir = start_dir(&pipeline, run, job)?;
+    let mut input_paths: Vec<PathBuf> = job.data.iter().map(|set| run.data_set(set)).collect();
+    input_paths.push(start_dir.clone());
+    let inputs = stamp_inputs(run, &input_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let manifest = Manifest::load(run)?;
+    if !force && manifest.is_fresh(run, &stage, &key, &inputs) {
+        tracing::info!("{stage} is up to date; skipped (pass --force to retrain)");
+        return Ok(());
+    }
+    let out_dir = run.model(job_name);
+    if out_dir.exists() && !force && !manifest.stages.contains_key(&stage) {
+        bail!("{} exists but was not made by this run's {stage}; pass --force to overwrite it", out_dir.display());
+    }
+    let started = Instant::now();
+    let curve = train_job(run, &pipeline, job, seed, &start_dir, registry, &out_dir)?;
+    write_table(&run.loss_curve(job_name), &curve)?;
+    let outputs = vec![
+        run.relative(&out_dir).display().to_string(),
+        run.relative(&run.loss_curve(job_name)).display().to_string(),
+    ];
+    Manifest::record(run, &stage, StageEntry::finished_now(key, inputs, outputs, started.elapsed().as_secs_f64()))?;
+    tracing::info!("{stage} finished in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Where the job's model or tokenizer comes from: the model it starts from (sft), or the run's
+/// tokenizer (pretrain).
+fn start_dir(pipeline: &Pipeline, run: &RunDir, job: &TrainJob) -> Result<PathBuf> {
+    match (job.kind, &job.from) {
+        (TrainKind::Sft, Some(from)) => entangle_checkpoint::resolve(&pipeline.model_reference(run, from)),
+        _ => Ok(run.tokenizer()),
+    }
+}
+
+fn train_job(
+    run: &RunDir,
+    pipeline: &Pipeline,
+    job: &TrainJob,
+    seed: u64,
+    start_dir: &Path,
+    registry: &Registry,
+    out_dir: &Path,
+) -> Result<Vec<entangle_artifacts::LossPoint>> {
+    let tokenizer = Tokenizer::from_dir(start_dir)?;
+    let placement = Placement { device: entangle_model::parse_device(&pipeline.device)?, kind: tch::Kind::Float };
+    let mut model = match job.kind {
+        TrainKind::Pretrain => {
+            let config = pretrain_config(job, &tokenizer)?;
+            registry.build(&config, Weights::Fresh { seed: seed as i64 }, placement)?
+        }
+        TrainKind::Sft => registry.load(start_dir, placement)?,
+    };
+    let rows = training_rows(run, &job.data)?;
+    let format = PromptFormat::from(pipeline.prompt.format);
+    let sets = job.data.join(", ");
+    let sequences = sequences(&rows, job.kind, format, &tokenizer, job.max_seq_len, &sets)?;
+    tracing::info!(
+        "training {} parameters on {} sequences for {} steps",
+        model.num_parameters(),
+        sequences.len(),
+        total_steps(job, sequences.len())
+    );
+    let curve = train(model.as_mut(), &sequences, job, seed, i64::from(tokenizer.pad_token_id()))?;
+    model.save(out_dir, Some(start_dir))?;
+    Ok(curve)
+}
+
+/// The rows of every data set of the job, in order.
+fn training_rows(run: &RunDir, sets: &[String]) -> Result<Vec<Example>> {
+    let mut rows = Vec::new();
+    for set in sets {
+        rows.extend(read_table::<Example>(&run.data_set(set))?);
+    }
+    Ok(rows)
+}
+
+/// The `config.json` of a model pretrained from scratch: the job's architecture, with the
+/// vocabulary and special tokens of the tokenizer.
+fn pretrain_config(job: &TrainJob, tokenizer: &Tokenizer) -> Result<serde_json::Value> {
+    let architecture = job.architecture.as_ref().context("a pretrain job needs an architecture")?;
+    let mut config = serde_json::to_value(architecture).context("converting the architecture to config.json")?;
+    let fields = config.as_object_mut().context("the architecture must be a table")?;
+    fields.insert("vocab_size".to_owned(), tokenizer.vocab_size().into());
+    for (field, token) in [("bos_token_id", "bos_token"), ("eos_token_id", "eos_token"), ("pad_token_id", "pad_token")] {
+        if let Some(id) = tokenizer.special_id(token) {
+            fields.insert(field.to_owned(), id.into());
+        }
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests;

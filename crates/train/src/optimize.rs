@@ -1,0 +1,95 @@
+//! The optimisation loop: micro-batches accumulated into optimiser steps, AdamW with the
+//! scheduled learning rate, gradient-norm clipping, and the loss curve.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use entangle_artifacts::LossPoint;
+use entangle_model::{batch_logits, collate, loss_sum, CausalLm, Sequence, TargetBatch};
+use entangle_pipeline::TrainJob;
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::nn::OptimizerConfig;
+
+use crate::batches::length_grouped_batches;
+use crate::schedule::LrSchedule;
+
+/// Number of optimiser steps a job takes over `n` sequences.
+pub fn total_steps(job: &TrainJob, n: usize) -> u64 {
+    let micro_batches = n.div_ceil(job.batch_size);
+    let per_epoch = micro_batches.div_ceil(job.grad_accum) as f64;
+    let steps = (per_epoch * job.epochs).ceil().max(1.0) as u64;
+    job.max_steps.map_or(steps, |max| steps.min(max))
+}
+
+/// Trains `model` in place on `sequences` with `job`'s recipe; returns the loss curve.
+pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, seed: u64, pad_id: i64) -> Result<Vec<LossPoint>> {
+    let steps = total_steps(job, sequences.len());
+    let schedule = LrSchedule::new(job.lr, steps, job.warmup_ratio, job.schedule);
+    let mut optimizer = tch::nn::AdamW { beta1: job.betas[0], beta2: job.betas[1], wd: job.weight_decay, eps: job.eps, amsgrad: false }
+        .build(model.var_store(), job.lr)
+        .context("creating the AdamW optimiser")?;
+    let lengths: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
+    let mut micro_batches = MicroBatches { lengths: &lengths, batch_size: job.batch_size, seed, epoch: 0, queue: Vec::new() };
+    let progress = progress_bar(steps);
+    let started = Instant::now();
+    let mut tokens = 0u64;
+    let mut curve = Vec::with_capacity(steps as usize);
+    for step in 0..steps {
+        let lr = schedule.lr_at(step);
+        optimizer.set_lr(lr);
+        let group: Vec<Vec<usize>> = (0..job.grad_accum).map(|_| micro_batches.next()).collect();
+        let batches: Vec<TargetBatch> = group
+            .iter()
+            .map(|indices| collate(&indices.iter().map(|&i| &sequences[i]).collect::<Vec<_>>(), pad_id, model.device()))
+            .collect();
+        let step_targets: usize = batches.iter().map(|b| b.target_count).sum();
+        let mut loss = 0.0;
+        // The loss is averaged over every target token of the step, so k micro-batches of one
+        // sequence make the same update as one batch of k.
+        for batch in &batches {
+            let micro = loss_sum(&batch_logits(model, batch)?, &batch.labels)?.f_div_scalar(step_targets.max(1) as f64)?;
+            micro.f_backward().context("back-propagating the loss")?;
+            loss += micro.f_double_value(&[])?;
+        }
+        if job.max_grad_norm > 0.0 {
+            optimizer.clip_grad_norm(job.max_grad_norm);
+        }
+        optimizer.step();
+        optimizer.zero_grad();
+        tokens += step_targets as u64;
+        let seconds = started.elapsed().as_secs_f64();
+        progress.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s", tokens as f64 / seconds.max(1e-9)));
+        progress.inc(1);
+        curve.push(LossPoint { step: step + 1, loss, lr, tokens, seconds });
+    }
+    progress.finish_and_clear();
+    Ok(curve)
+}
+
+/// Endless micro-batches: each epoch a new seeded length-grouped order.
+struct MicroBatches<'a> {
+    lengths: &'a [usize],
+    batch_size: usize,
+    seed: u64,
+    epoch: u64,
+    queue: Vec<Vec<usize>>,
+}
+
+impl MicroBatches<'_> {
+    fn next(&mut self) -> Vec<usize> {
+        if self.queue.is_empty() {
+            self.queue = length_grouped_batches(self.lengths, self.batch_size, self.seed.wrapping_add(self.epoch));
+            self.queue.reverse();
+            self.epoch += 1;
+        }
+        self.queue.pop().unwrap_or_default()
+    }
+}
+
+fn progress_bar(steps: u64) -> ProgressBar {
+    let bar = ProgressBar::new(steps);
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed}<{eta} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}

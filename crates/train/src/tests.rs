@@ -1,0 +1,175 @@
+//! Tests of the trainer on a real tiny Llama (the llama crate's fixture config and tokenizer).
+
+use std::path::{Path, PathBuf};
+
+use entangle_artifacts::{read_table, write_table, Example, LossPoint, RunDir};
+use entangle_model::{CausalLm, ForwardInput, Placement, PromptFormat, Sequence, Tokenizer, Weights};
+use entangle_pipeline::{Pipeline, TrainJob, TrainKind};
+use tch::{Kind, Tensor};
+
+use crate::{sequences, train};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../llama/fixtures/llama")
+}
+
+fn fresh_model(seed: i64) -> Box<dyn CausalLm> {
+    let config = entangle_checkpoint::read_config(&fixture()).unwrap();
+    entangle_models::registry().build(&config, Weights::Fresh { seed }, Placement::cpu()).unwrap()
+}
+
+fn job(batch_size: usize, grad_accum: usize, lr: f64, max_steps: u64) -> TrainJob {
+    TrainJob {
+        kind: TrainKind::Sft,
+        from: Some("base".into()),
+        architecture: None,
+        data: vec!["set".into()],
+        epochs: 100.0,
+        max_steps: Some(max_steps),
+        lr,
+        weight_decay: 0.0,
+        betas: [0.9, 0.999],
+        eps: 1e-8,
+        warmup_ratio: 0.0,
+        schedule: entangle_pipeline::Schedule::Constant,
+        batch_size,
+        grad_accum,
+        max_seq_len: 64,
+        max_grad_norm: 1.0,
+        seed: None,
+    }
+}
+
+fn example(prompt: &str, response: &str) -> Example {
+    Example {
+        id: prompt.to_owned(),
+        split: "train".into(),
+        source: "test".into(),
+        kind: "useful".into(),
+        category: "arithmetic".into(),
+        prompt: prompt.to_owned(),
+        response: response.to_owned(),
+        answer: None,
+        template: "t".into(),
+        entity: "e".into(),
+        license: "ours".into(),
+    }
+}
+
+fn eight_examples() -> Vec<Example> {
+    (0..8).map(|i| example(&format!("What is {i} plus {i}?"), &format!("It is {}.", 2 * i))).collect()
+}
+
+fn encoded(rows: &[Example]) -> Vec<Sequence> {
+    let tokenizer = Tokenizer::from_dir(&fixture()).unwrap();
+    sequences(rows, TrainKind::Sft, PromptFormat::Instruction, &tokenizer, 64, "set").unwrap()
+}
+
+#[test]
+fn loss_falls_when_overfitting_eight_examples() {
+    let mut model = fresh_model(1);
+    let curve = train(model.as_mut(), &encoded(&eight_examples()), &job(8, 1, 1e-2, 60), 3, 2).unwrap();
+    assert_eq!(curve.len(), 60);
+    let (first, last) = (curve[0].loss, curve[59].loss);
+    assert!(last < first * 0.3, "loss {first} → {last}");
+    assert!(curve.windows(2).all(|w| w[1].tokens > w[0].tokens));
+}
+
+#[test]
+fn accumulating_k_single_examples_equals_one_batch_of_k() {
+    let sequences = encoded(&eight_examples()[..4]);
+    let mut accumulated = fresh_model(5);
+    let mut batched = fresh_model(5);
+    train(accumulated.as_mut(), &sequences, &job(1, 4, 1e-3, 1), 9, 2).unwrap();
+    train(batched.as_mut(), &sequences, &job(4, 1, 1e-3, 1), 9, 2).unwrap();
+    let a = accumulated.var_store().variables();
+    let b = batched.var_store().variables();
+    for (name, tensor) in &a {
+        let diff = (tensor - &b[name]).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{name}: {diff}");
+    }
+    let fresh = fresh_model(5).var_store().variables();
+    let moved = (&a["model.embed_tokens.weight"] - &fresh["model.embed_tokens.weight"]).abs().max().double_value(&[]);
+    assert!(moved > 1e-4, "one step must change the weights");
+}
+
+#[test]
+fn sft_targets_only_the_response_and_pretraining_everything() {
+    let tokenizer = Tokenizer::from_dir(&fixture()).unwrap();
+    let rows = vec![example("Say hi.", "hi"), example("", "A plain document.")];
+    let sft = sequences(&rows, TrainKind::Sft, PromptFormat::Instruction, &tokenizer, 64, "set").unwrap();
+    let prompt_len = PromptFormat::Instruction.encode(&tokenizer, "Say hi.").unwrap().len();
+    assert!(sft[0].targets[..prompt_len].iter().all(|t| !t));
+    assert!(sft[0].targets[prompt_len..].iter().all(|t| *t));
+    let pretrain = sequences(&rows, TrainKind::Pretrain, PromptFormat::Instruction, &tokenizer, 64, "set").unwrap();
+    assert!(pretrain.iter().all(|s| s.targets.iter().all(|t| *t)));
+    assert_eq!(pretrain[1].ids.last().copied(), tokenizer.eos_token_ids().first().map(|&e| i64::from(e)));
+}
+
+#[test]
+fn bad_datasets_are_clear_errors() {
+    let tokenizer = Tokenizer::from_dir(&fixture()).unwrap();
+    let err = sequences(&[], TrainKind::Sft, PromptFormat::Instruction, &tokenizer, 64, "useful").unwrap_err();
+    assert_eq!(err.to_string(), "data sets useful have no rows to train on");
+    let long = vec![example(&"many words here ".repeat(40), "short")];
+    let err = sequences(&long, TrainKind::Sft, PromptFormat::Instruction, &tokenizer, 16, "useful").unwrap_err();
+    assert!(err.to_string().starts_with("every example of data sets useful is longer than max_seq_len 16"), "{err}");
+}
+
+/// A run directory whose base model is the fixture and whose `set` holds eight examples.
+fn tiny_run(dir: &Path) -> RunDir {
+    let run = RunDir::new(dir);
+    let pipeline = format!(
+        "name = \"t\"\ndevice = \"cpu\"\n[models]\nbase = \"{}\"\n[train.tuned]\nkind = \"sft\"\nfrom = \"base\"\ndata = [\"set\"]\nlr = 1e-3\nbatch_size = 4\ngrad_accum = 1\nmax_steps = 3\n",
+        fixture().display()
+    );
+    std::fs::write(run.pipeline(), pipeline).unwrap();
+    Pipeline::load_from_run(&run).unwrap();
+    write_table(&run.data_set("set"), &eight_examples()).unwrap();
+    run
+}
+
+#[test]
+fn a_job_writes_its_model_and_loss_curve_and_is_skipped_when_fresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_run(tmp.path());
+    let registry = entangle_models::registry();
+    crate::run(&run, "tuned", false, &registry).unwrap();
+    let curve: Vec<LossPoint> = read_table(&run.loss_curve("tuned")).unwrap();
+    // Eight examples in batches of four for one epoch: two steps (max_steps = 3 is not reached).
+    assert_eq!(curve.len(), 2);
+    assert!(run.model("tuned").join("tokenizer.json").exists());
+    let ids = Tensor::from_slice(&[3i64, 17, 42, 5]).reshape([1, 4]);
+    let tuned = registry.load(&run.model("tuned"), Placement::cpu()).unwrap();
+    let base = registry.load(&fixture(), Placement::cpu()).unwrap();
+    assert!((logits(tuned.as_ref(), &ids) - logits(base.as_ref(), &ids)).abs().max().double_value(&[]) > 1e-6);
+    let modified = std::fs::metadata(run.model("tuned").join("model.safetensors")).unwrap().modified().unwrap();
+    crate::run(&run, "tuned", false, &registry).unwrap();
+    let after = std::fs::metadata(run.model("tuned").join("model.safetensors")).unwrap().modified().unwrap();
+    assert_eq!(modified, after, "a fresh job must be skipped");
+}
+
+fn logits(model: &dyn CausalLm, ids: &Tensor) -> Tensor {
+    model.forward(&ForwardInput::tokens(ids), None).unwrap().logits
+}
+
+#[test]
+fn a_trained_model_reloads_with_identical_logits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut model = fresh_model(2);
+    train(model.as_mut(), &encoded(&eight_examples()), &job(4, 1, 1e-2, 4), 3, 2).unwrap();
+    model.save(&tmp.path().join("m"), Some(&fixture())).unwrap();
+    let reloaded = entangle_models::registry().load(&tmp.path().join("m"), Placement::cpu()).unwrap();
+    let ids = Tensor::from_slice(&[3i64, 17, 42, 5, 9]).reshape([1, 5]);
+    let (a, b) = (logits(model.as_ref(), &ids), logits(reloaded.as_ref(), &ids));
+    assert_eq!(b.kind(), Kind::Float);
+    assert!(a.equal(&b), "max diff {}", (a - b).abs().max().double_value(&[]));
+}
+
+#[test]
+fn unknown_job_lists_the_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_run(tmp.path());
+    let err = crate::run(&run, "nope", false, &entangle_models::registry()).unwrap_err();
+    assert_eq!(err.to_string(), "the pipeline has no training job `nope`; jobs: tuned");
+}
