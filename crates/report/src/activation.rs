@@ -1,0 +1,394 @@
+//! Activation-space overlap (`mso/activation_spaces.parquet`, METHOD.md experiment 3): do
+//! harmful prompts occupy directions of the residual stream that useful prompts do not? The
+//! paper's pair against the harmful-vs-harmful control and the useful-vs-useful ceiling, per
+//! layer and per energy fraction, with the random baseline.
+
+use anyhow::Result;
+use entangle_artifacts::ActivationMso;
+use polars::prelude::*;
+
+use crate::document::{Block, Section, Table};
+use crate::figure::{Figure, Marker, Panel, Point, Series, GREY};
+use crate::format::{fixed, percent};
+use crate::frames::{bools, collect, floats, strings};
+
+/// The compared pairs of prompt sets as the capture stage names them, with legend labels.
+const PAIRS: [(&str, &str); 3] = [
+    ("useful-harmful_a", "useful vs harmful A (paper)"),
+    ("harmful_a-harmful_b", "harmful A vs harmful B (control)"),
+    ("useful_1-useful_2", "useful halves (ceiling)"),
+];
+const PAPER: &str = PAIRS[0].0;
+const CONTROL: &str = PAIRS[1].0;
+const CEILING: &str = PAIRS[2].0;
+
+/// The paper pair's overlap counts as close to the control at this share of it or more.
+const CLOSE: f64 = 0.8;
+
+/// One aggregated overlap: a model, pair and centring at an `x` (layer or energy fraction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub model: String,
+    pub pair: String,
+    pub centered: bool,
+    pub x: f64,
+    pub mso: f64,
+    pub baseline: f64,
+}
+
+/// The aggregated activation overlaps of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overlaps {
+    /// Models in table order.
+    pub models: Vec<String>,
+    /// Whether the figures and findings use mean-centred activations (only when the table has
+    /// no uncentred rows).
+    pub centered: bool,
+    /// The energy fraction of the per-layer figure: the middle of those measured.
+    pub energy_frac: f64,
+    /// Per layer at `energy_frac`.
+    pub by_layer: Vec<Cell>,
+    /// Per energy fraction, mean over layers.
+    pub by_energy: Vec<Cell>,
+    /// Mean over layers and energy fractions, for both centrings (x unused, 0).
+    pub overall: Vec<Cell>,
+    /// The layers measured.
+    pub layers: Vec<u32>,
+}
+
+fn frame(rows: &[ActivationMso]) -> Result<DataFrame> {
+    Ok(df!(
+        "model" => rows.iter().map(|r| r.model.as_str()).collect::<Vec<_>>(),
+        "pair" => rows.iter().map(|r| r.pair.as_str()).collect::<Vec<_>>(),
+        "layer" => rows.iter().map(|r| r.layer).collect::<Vec<_>>(),
+        "centered" => rows.iter().map(|r| r.centered).collect::<Vec<_>>(),
+        "energy_frac" => rows.iter().map(|r| r.energy_frac).collect::<Vec<_>>(),
+        "mso" => rows.iter().map(|r| r.mso).collect::<Vec<_>>(),
+        "mso_random" => rows.iter().map(|r| r.mso_random).collect::<Vec<_>>(),
+    )?)
+}
+
+/// Mean MSO and baseline per model, pair, centring and `x` (a column, or none), over the rows
+/// `filter` keeps.
+fn mean_by(frame: &DataFrame, filter: Expr, x: Option<&str>) -> Result<Vec<Cell>> {
+    let mut keys = vec!["model", "pair", "centered"];
+    keys.extend(x);
+    let query = frame
+        .clone()
+        .lazy()
+        .filter(filter)
+        .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .agg([col("mso").mean(), col("mso_random").mean()])
+        .sort(keys.clone(), SortMultipleOptions::default());
+    let frame = collect(query, "mso/activation_spaces.parquet")?;
+    let (models, pairs, centered) = (strings(&frame, "model")?, strings(&frame, "pair")?, bools(&frame, "centered")?);
+    let xs = match x {
+        Some(x) => floats(&frame, x)?,
+        None => vec![0.0; models.len()],
+    };
+    let (mso, baseline) = (floats(&frame, "mso")?, floats(&frame, "mso_random")?);
+    Ok((0..models.len())
+        .map(|i| Cell {
+            model: models[i].clone(),
+            pair: pairs[i].clone(),
+            centered: centered[i],
+            x: xs[i],
+            mso: mso[i],
+            baseline: baseline[i],
+        })
+        .collect())
+}
+
+impl Overlaps {
+    /// Aggregates `rows`; `models` gives the preferred model order (the pipeline's capture list).
+    pub fn of(rows: &[ActivationMso], models: &[String]) -> Result<Overlaps> {
+        let frame = frame(rows)?;
+        let centered = !rows.iter().any(|r| !r.centered);
+        let mut energies: Vec<f64> = rows.iter().filter(|r| r.centered == centered).map(|r| r.energy_frac).collect();
+        energies.sort_by(f64::total_cmp);
+        energies.dedup();
+        let energy_frac = energies.get(energies.len() / 2).copied().unwrap_or(0.0);
+        let mine = col("centered").eq(lit(centered));
+        let by_layer = mean_by(&frame, mine.clone().and(col("energy_frac").eq(lit(energy_frac))), Some("layer"))?;
+        let by_energy = mean_by(&frame, mine, Some("energy_frac"))?;
+        let overall = mean_by(&frame, lit(true), None)?;
+        let mut layers: Vec<u32> = rows.iter().map(|r| r.layer).collect();
+        layers.sort_unstable();
+        layers.dedup();
+        let mut present: Vec<String> = Vec::new();
+        for row in rows {
+            if !present.contains(&row.model) {
+                present.push(row.model.clone());
+            }
+        }
+        let rank = |m: &String| models.iter().position(|n| n == m).unwrap_or(models.len());
+        present.sort_by_key(rank);
+        Ok(Overlaps { models: present, centered, energy_frac, by_layer, by_energy, overall, layers })
+    }
+
+    fn figure(&self, name: &str, title: String, cells: &[Cell], x_label: &str) -> Figure {
+        let panels = self
+            .models
+            .iter()
+            .map(|model| {
+                let of = |pair: &str| -> Vec<&Cell> {
+                    cells.iter().filter(|c| &c.model == model && c.pair == pair).collect()
+                };
+                let mut series: Vec<Series> = PAIRS
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (pair, _))| !of(pair).is_empty())
+                    .map(|(color, (pair, label))| Series {
+                        label: (*label).to_owned(),
+                        color,
+                        dashed: false,
+                        line: true,
+                        marker: Marker::Circle,
+                        points: of(pair).iter().map(|c| Point::new(c.x, c.mso)).collect(),
+                    })
+                    .collect();
+                let paper = of(PAPER);
+                if !paper.is_empty() {
+                    series.push(Series {
+                        label: "random baseline (paper pair)".into(),
+                        color: GREY,
+                        dashed: true,
+                        line: true,
+                        marker: Marker::None,
+                        points: paper.iter().map(|c| Point::new(c.x, c.baseline)).collect(),
+                    });
+                }
+                Panel {
+                    title: model.clone(),
+                    x_label: x_label.to_owned(),
+                    y_label: "MSO".into(),
+                    series,
+                    references: Vec::new(),
+                    y_range: Some((0.0, 1.0)),
+                }
+            })
+            .collect::<Vec<_>>();
+        Figure { name: name.to_owned(), title, columns: crate::figure::grid_columns(panels.len()), panels }
+    }
+
+    fn centring(&self) -> &'static str {
+        if self.centered {
+            "mean-centred"
+        } else {
+            "uncentred"
+        }
+    }
+
+    pub fn layer_figure(&self) -> Figure {
+        self.figure(
+            "activation_mso_layers",
+            format!(
+                "Activation overlap per layer at e = {} ({} activations)",
+                fixed(self.energy_frac, 2),
+                self.centring()
+            ),
+            &self.by_layer,
+            "hidden state (layer)",
+        )
+    }
+
+    pub fn energy_figure(&self) -> Figure {
+        self.figure(
+            "activation_mso_energy",
+            format!("Activation overlap per energy fraction, mean over layers ({} activations)", self.centring()),
+            &self.by_energy,
+            "energy fraction e",
+        )
+    }
+
+    fn overall_of(&self, model: &str, pair: &str, centered: bool) -> Option<&Cell> {
+        self.overall.iter().find(|c| c.model == model && c.pair == pair && c.centered == centered)
+    }
+
+    fn table(&self) -> Table {
+        let mut header = vec!["model".to_owned(), "activations".to_owned()];
+        header.extend(PAIRS.iter().map(|(_, label)| format!("{label}: MSO / baseline")));
+        let mut rows = Vec::new();
+        for model in &self.models {
+            for centered in [false, true] {
+                let cells: Vec<Option<&Cell>> =
+                    PAIRS.iter().map(|(pair, _)| self.overall_of(model, pair, centered)).collect();
+                if cells.iter().all(Option::is_none) {
+                    continue;
+                }
+                let mut row = vec![model.clone(), if centered { "mean-centred" } else { "uncentred" }.to_owned()];
+                row.extend(cells.iter().map(|c| {
+                    c.map_or_else(String::new, |c| format!("{} / {}", fixed(c.mso, 3), fixed(c.baseline, 3)))
+                }));
+                rows.push(row);
+            }
+        }
+        Table { caption: "Mean MSO and random baseline over layers and energy fractions".into(), header, rows }
+    }
+
+    pub fn findings(&self) -> Vec<String> {
+        let layers: Vec<String> = self.layers.iter().map(u32::to_string).collect();
+        self.models
+            .iter()
+            .filter_map(|model| {
+                let paper = self.overall_of(model, PAPER, self.centered)?;
+                let control = self.overall_of(model, CONTROL, self.centered)?;
+                let share = if control.mso > 0.0 { paper.mso / control.mso } else { 0.0 };
+                let verdict = if share >= CLOSE {
+                    "close to the control: harmful prompts do not occupy a subspace of their own"
+                } else {
+                    "well below the control: by this measure harmful prompts occupy directions useful prompts do not"
+                };
+                let mut sentence = format!(
+                    "In {model}, the activation subspaces of useful and harmful prompts overlap with MSO {} (mean over \
+                     layers {} and energy fractions, {} activations), {} of the harmful-vs-harmful control ({}) — \
+                     {verdict}",
+                    fixed(paper.mso, 2),
+                    layers.join(", "),
+                    self.centring(),
+                    percent(share),
+                    fixed(control.mso, 2)
+                );
+                if paper.baseline > 0.0 {
+                    sentence.push_str(&format!(
+                        "; the random baseline is {}, so the paper pair overlaps {} times as much as chance",
+                        fixed(paper.baseline, 2),
+                        fixed(paper.mso / paper.baseline, 1)
+                    ));
+                }
+                if let Some(ceiling) = self.overall_of(model, CEILING, self.centered) {
+                    sentence
+                        .push_str(&format!(" and two halves of the useful set overlap with {}", fixed(ceiling.mso, 2)));
+                }
+                sentence.push('.');
+                Some(sentence)
+            })
+            .collect()
+    }
+}
+
+pub fn section(overlaps: Option<&Overlaps>) -> Section {
+    let mut section = Section::new("activation-overlap", "Activation-space overlap");
+    let Some(overlaps) = overlaps else {
+        section.push(Block::Missing(
+            "mso/activation_spaces.parquet is missing: run entangle-capture --run DIR --model NAME for the models of \
+             [capture] to measure how harmful and useful prompts overlap in activation space."
+                .into(),
+        ));
+        return section;
+    };
+    section.push(Block::Paragraph(format!(
+        "Each prompt's residual-stream vector at its last real token, per layer of the depth window; a set's basis \
+         keeps the fewest directions holding a fraction e of its energy. The paper compares useful prompts with \
+         harmful prompts; two harmful sets (A, B) give the control for \"the same kind of prompt\", two halves of the \
+         useful set the ceiling. Figures use {} activations.",
+        overlaps.centring()
+    )));
+    section.push(Block::Figure {
+        figure: overlaps.layer_figure(),
+        caption: format!(
+            "MSO per layer (hidden-state index; 0 is the embeddings) at the middle energy fraction measured, e = {}, \
+             per model.",
+            fixed(overlaps.energy_frac, 2)
+        ),
+    });
+    section.push(Block::Figure {
+        figure: overlaps.energy_figure(),
+        caption: "MSO against the energy fraction, averaged over the layers of the window, per model.".into(),
+    });
+    section.push(Block::Table(overlaps.table()));
+    section
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(model: &str, pair: &str, layer: u32, centered: bool, e: f64, mso: f64) -> ActivationMso {
+        ActivationMso {
+            model: model.into(),
+            pair: pair.into(),
+            layer,
+            centered,
+            energy_frac: e,
+            k_u: 2,
+            k_h: 2,
+            d: 20,
+            mso,
+            mso_random: 0.1,
+            cos_mean: 0.5,
+            cos_max: 0.9,
+        }
+    }
+
+    fn rows(paper: f64) -> Vec<ActivationMso> {
+        let mut rows = Vec::new();
+        for layer in [2, 3] {
+            for e in [0.1, 0.3, 0.5] {
+                for centered in [false, true] {
+                    let shift = if centered { -0.2 } else { 0.0 };
+                    rows.push(row("aligned", PAPER, layer, centered, e, paper + e / 10.0 + shift));
+                    rows.push(row("aligned", CONTROL, layer, centered, e, 0.6 + e / 10.0 + shift));
+                    rows.push(row("aligned", CEILING, layer, centered, e, 0.9 + shift));
+                }
+            }
+        }
+        rows.push(row("base", PAPER, 2, false, 0.3, 0.2));
+        rows
+    }
+
+    #[test]
+    fn overlaps_are_averaged_per_layer_and_energy() {
+        let overlaps = Overlaps::of(&rows(0.5), &["base".into(), "aligned".into()]).unwrap();
+        assert_eq!(overlaps.models, vec!["base", "aligned"]);
+        assert!(!overlaps.centered);
+        assert_eq!(overlaps.energy_frac, 0.3);
+        assert_eq!(overlaps.layers, vec![2, 3]);
+        let paper_layers: Vec<_> = overlaps
+            .by_layer
+            .iter()
+            .filter(|c| c.model == "aligned" && c.pair == PAPER)
+            .map(|c| (c.x, (c.mso * 1000.0).round() / 1000.0))
+            .collect();
+        assert_eq!(paper_layers, vec![(2.0, 0.53), (3.0, 0.53)]);
+        let figure = overlaps.energy_figure();
+        assert_eq!(figure.panels.len(), 2);
+        let labels: Vec<_> = figure.panels[1].series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "useful vs harmful A (paper)",
+                "harmful A vs harmful B (control)",
+                "useful halves (ceiling)",
+                "random baseline (paper pair)"
+            ]
+        );
+        assert_eq!(overlaps.table().rows.len(), 3, "base uncentred, aligned both centrings");
+    }
+
+    #[test]
+    fn finding_compares_the_paper_pair_with_the_control() {
+        let close = Overlaps::of(&rows(0.55), &[]).unwrap().findings();
+        assert_eq!(close.len(), 1, "base has no control pair");
+        assert!(
+            close[0].starts_with(
+                "In aligned, the activation subspaces of useful and harmful prompts overlap with MSO 0.58"
+            ),
+            "{}",
+            close[0]
+        );
+        assert!(
+            close[0].contains("92.1% of the harmful-vs-harmful control (0.63) — close to the control"),
+            "{}",
+            close[0]
+        );
+        assert!(
+            close[0].contains("random baseline is 0.10, so the paper pair overlaps 5.8 times as much as chance")
+                && close[0].contains("useful set overlap with 0.90"),
+            "{}",
+            close[0]
+        );
+        let apart = Overlaps::of(&rows(0.2), &[]).unwrap().findings();
+        assert!(apart[0].contains("well below the control"), "{}", apart[0]);
+    }
+}
