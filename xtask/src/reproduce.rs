@@ -22,8 +22,10 @@ pub struct Options {
     pub from: Option<String>,
     pub only: Option<String>,
     pub dry_run: bool,
-    /// Use the dev-profile binaries (the ones tests build) instead of release ones.
-    pub debug: bool,
+    /// Build the stage binaries with the release profile instead of the dev profile that the
+    /// tests share (dependencies are optimised in both; release also optimises our crates fully
+    /// but compiles everything a second time).
+    pub release: bool,
 }
 
 impl Options {
@@ -34,7 +36,7 @@ impl Options {
             from: None,
             only: None,
             dry_run: false,
-            debug: false,
+            release: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -45,10 +47,10 @@ impl Options {
                 "--from" => options.from = Some(value()?.clone()),
                 "--only" => options.only = Some(value()?.clone()),
                 "--dry-run" => options.dry_run = true,
-                "--debug" => options.debug = true,
+                "--release" => options.release = true,
                 other => bail!(
                     "unknown option `{other}`; usage: cargo xtask reproduce [--pipeline FILE] [--run DIR] \
-                     [--from STAGE] [--only STAGE] [--dry-run] [--debug]"
+                     [--from STAGE] [--only STAGE] [--dry-run] [--release]"
                 ),
             }
         }
@@ -126,7 +128,7 @@ pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
         return Ok(());
     }
     crate::setup::setup(root)?;
-    let bin_dir = build_binaries(root, options.debug)?;
+    let bin_dir = build_binaries(root, options.release)?;
     let run = RunDir::new(&run_root);
     record_pipeline(&run, &pipeline_path)?;
     let total = Instant::now();
@@ -190,17 +192,17 @@ fn print_plan(pipeline: &Pipeline, path: &Path, run: &Path, stages: &[(Stage, bo
 }
 
 /// Builds every stage binary and returns the directory that holds them.
-fn build_binaries(root: &Path, debug: bool) -> Result<PathBuf> {
+fn build_binaries(root: &Path, release: bool) -> Result<PathBuf> {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(root).args(["build", "--workspace", "--bins"]);
-    if !debug {
+    if release {
         command.arg("--release");
     }
     let status = command.status().context("running cargo build")?;
     if !status.success() {
         bail!("building the stage binaries failed ({status})");
     }
-    Ok(root.join("target").join(if debug { "debug" } else { "release" }))
+    Ok(root.join("target").join(if release { "release" } else { "debug" }))
 }
 
 /// Copies the pipeline file into the run directory, where every stage reads it.
@@ -299,5 +301,86 @@ architecture = { model_type = "llama" }
         assert!(parse(&["--from", "a", "--only", "b"]).is_err());
         assert!(parse(&["--pipeline"]).unwrap_err().to_string().contains("--pipeline needs a value"));
         assert!(parse(&["--bogus"]).unwrap_err().to_string().contains("unknown option `--bogus`"));
+    }
+
+    /// The paper pipelines: base and aligned come from the hub.
+    const PAPER_PIPELINES: [&str; 2] = ["llama-3.2-1b.toml", "qwen2.5-1.5b.toml"];
+
+    /// Every `pipelines/*.toml` of the repository by file name, loaded and validated.
+    fn pipeline_files() -> Vec<(String, Pipeline)> {
+        let dir = crate::repo_root().join("pipelines");
+        let mut files: Vec<(String, Pipeline)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .map(|path| {
+                let pipeline = Pipeline::load(&path).unwrap_or_else(|err| panic!("{err:#}"));
+                (path.file_name().unwrap().to_string_lossy().into_owned(), pipeline)
+            })
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
+    }
+
+    fn planned(pipeline: &Pipeline) -> Vec<String> {
+        plan(pipeline).unwrap().into_iter().map(|stage| stage.name).collect()
+    }
+
+    /// prepare, the training stages, project, mso, one capture per model, eval, report.
+    fn check_stages(file: &str, pipeline: &Pipeline, names: &[String]) {
+        let trains: Vec<String> = names.iter().filter(|n| n.starts_with("train:")).cloned().collect();
+        let mut expected = vec!["prepare".to_owned()];
+        expected.extend(trains.iter().cloned());
+        expected.extend(["project", "mso"].map(String::from));
+        expected.extend(pipeline.capture.models.iter().map(|model| format!("capture:{model}")));
+        expected.extend(["eval", "report"].map(String::from));
+        assert_eq!(names, expected, "{file}");
+        let jobs: Vec<String> = pipeline.train.keys().map(|job| format!("train:{job}")).collect();
+        let mut sorted = trains.clone();
+        sorted.sort();
+        assert_eq!(sorted, jobs, "{file}: one train stage per job");
+    }
+
+    /// Each job trains after the job it starts from, and every model a later stage reads is
+    /// trained by the run or listed in `[models]`.
+    fn check_dependencies(file: &str, pipeline: &Pipeline, names: &[String]) {
+        let position = |model: &str| names.iter().position(|n| *n == format!("train:{model}"));
+        for (job, config) in &pipeline.train {
+            let from = config.from.as_deref().and_then(position);
+            assert!(from < position(job), "{file}: train:{job} runs before the job it starts from");
+        }
+        let projection = &pipeline.projection;
+        let mso = &pipeline.mso;
+        let used = [&projection.base, &projection.aligned, &mso.reference, &mso.useful, &mso.harmful];
+        for model in used.into_iter().chain(&projection.finetunes).chain(&pipeline.capture.models) {
+            let known = pipeline.train.contains_key(model) || pipeline.models.contains_key(model);
+            assert!(known, "{file}: model {model} is neither trained by the run nor listed in [models]");
+        }
+    }
+
+    #[test]
+    fn every_pipeline_file_plans_its_stages_in_dependency_order() {
+        let files = pipeline_files();
+        let names: Vec<&str> = files.iter().map(|(file, _)| file.as_str()).collect();
+        for expected in PAPER_PIPELINES.iter().chain(&["tiny.toml"]) {
+            assert!(names.contains(expected), "pipelines/{expected} is missing: {names:?}");
+        }
+        for (file, pipeline) in &files {
+            let stages = planned(pipeline);
+            check_stages(file, pipeline, &stages);
+            check_dependencies(file, pipeline, &stages);
+        }
+    }
+
+    #[test]
+    fn paper_pipelines_take_base_and_aligned_from_the_hub() {
+        for file in PAPER_PIPELINES {
+            let pipeline = Pipeline::load(&crate::repo_root().join("pipelines").join(file)).unwrap();
+            let trains: Vec<String> = planned(&pipeline).into_iter().filter(|n| n.starts_with("train:")).collect();
+            assert_eq!(trains, ["train:contaminated", "train:harmful", "train:useful"], "{file}");
+            for model in ["base", "aligned"] {
+                assert!(pipeline.models.contains_key(model), "{file}: [models] has no {model}");
+            }
+        }
     }
 }
