@@ -30,6 +30,14 @@ impl Checkpoint {
         }
     }
 
+    /// The models it is made of: itself, or a merge's base, aligned and fine-tuned models.
+    pub fn models<'a>(&'a self, pipeline: &'a Pipeline) -> Vec<&'a str> {
+        match self {
+            Checkpoint::Model(name) => vec![name],
+            Checkpoint::Merge(spec) => vec![&pipeline.projection.base, &pipeline.projection.aligned, &spec.finetune],
+        }
+    }
+
     /// The spec as written in tables.
     pub fn name(&self) -> String {
         match self {
