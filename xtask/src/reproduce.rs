@@ -26,6 +26,9 @@ pub struct Options {
     /// tests share (dependencies are optimised in both; release also optimises our crates fully
     /// but compiles everything a second time).
     pub release: bool,
+    /// Run the stage binaries already built instead of setting up and building first (the
+    /// end-to-end tests, which `cargo xtask test` builds for).
+    pub no_build: bool,
 }
 
 impl Options {
@@ -37,6 +40,7 @@ impl Options {
             only: None,
             dry_run: false,
             release: false,
+            no_build: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -48,9 +52,10 @@ impl Options {
                 "--only" => options.only = Some(value()?.clone()),
                 "--dry-run" => options.dry_run = true,
                 "--release" => options.release = true,
+                "--no-build" => options.no_build = true,
                 other => bail!(
                     "unknown option `{other}`; usage: cargo xtask reproduce [--pipeline FILE] [--run DIR] \
-                     [--from STAGE] [--only STAGE] [--dry-run] [--release]"
+                     [--from STAGE] [--only STAGE] [--dry-run] [--release] [--no-build]"
                 ),
             }
         }
@@ -127,8 +132,12 @@ pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
         print_plan(&pipeline, &pipeline_path, &run_root, &stages);
         return Ok(());
     }
-    crate::setup::setup(root)?;
-    let bin_dir = build_binaries(root, options.release)?;
+    let bin_dir = if options.no_build {
+        binary_dir(root, options.release)
+    } else {
+        crate::setup::setup(root)?;
+        build_binaries(root, options.release)?
+    };
     let run = RunDir::new(&run_root);
     record_pipeline(&run, &pipeline_path)?;
     let total = Instant::now();
@@ -191,10 +200,12 @@ fn print_plan(pipeline: &Pipeline, path: &Path, run: &Path, stages: &[(Stage, bo
     }
 }
 
-/// Builds every stage binary and returns the directory that holds them.
+/// Builds every stage binary and returns the directory that holds them. The tests are built
+/// too: building them in the same invocation gives the binaries the same dependency features
+/// as `cargo test` (dev-dependencies add some), so the tests and the stages share one build.
 fn build_binaries(root: &Path, release: bool) -> Result<PathBuf> {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(root).args(["build", "--workspace", "--bins"]);
+    command.current_dir(root).args(["build", "--workspace", "--bins", "--tests"]);
     if release {
         command.arg("--release");
     }
@@ -202,7 +213,11 @@ fn build_binaries(root: &Path, release: bool) -> Result<PathBuf> {
     if !status.success() {
         bail!("building the stage binaries failed ({status})");
     }
-    Ok(root.join("target").join(if release { "release" } else { "debug" }))
+    Ok(binary_dir(root, release))
+}
+
+fn binary_dir(root: &Path, release: bool) -> PathBuf {
+    root.join("target").join(if release { "release" } else { "debug" })
 }
 
 /// Copies the pipeline file into the run directory, where every stage reads it.

@@ -29,13 +29,14 @@ fn cargo(root: &Path) -> Command {
     command
 }
 
-/// Builds every test target (and the binaries they use); returns the executables built.
+/// Builds every test and stage binary in one invocation, exactly as `cargo xtask reproduce`
+/// does (the end-to-end tests run the stage binaries); returns the executables built.
 fn build_tests(root: &Path) -> Result<Vec<PathBuf>> {
     let output = cargo(root)
-        .args(["test", "--workspace", "--no-run", "--message-format=json-render-diagnostics"])
+        .args(["build", "--workspace", "--bins", "--tests", "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
         .output()
-        .context("running cargo test --no-run")?;
+        .context("running cargo build --bins --tests")?;
     if !output.status.success() {
         bail!("building the tests failed ({})", output.status);
     }

@@ -1,0 +1,149 @@
+//! The smoke pipeline end to end: from scratch, every artifact with its documented schema,
+//! the report, a re-run that skips everything, a deleted artifact that reruns only its
+//! dependents, and a stage killed midway that resumes.
+//!
+//! One run from scratch is shared; the other tests work on copies of it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use entangle_artifacts::{
+    read_activations, ActivationMso, EvalResponse, EvalSummary, Example, LossPoint, ProjectionDiagnostic, ProjectionPerTensor,
+    RunDir, UpdateMso,
+};
+use entangle_tests::{check_schema, copy_run, finished, run_smoke, spawn_smoke};
+
+const JOBS: [&str; 5] = ["base", "aligned", "useful", "harmful", "contaminated"];
+const CAPTURED: [&str; 4] = ["base", "aligned", "useful", "contaminated"];
+
+/// A fresh directory under cargo's per-target temporary directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("smoke-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The smoke study, run once from scratch.
+fn smoke_run() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let run = scratch("fresh");
+        run_smoke(&run, &[]).unwrap();
+        run
+    })
+}
+
+#[test]
+fn the_smoke_study_runs_from_scratch_and_every_artifact_has_its_documented_schema() {
+    let run = RunDir::new(smoke_run());
+    for set in ["pretrain", "align", "useful", "harmful", "contaminated", "eval_harmful", "eval_utility", "eval_overrefusal"] {
+        check_schema::<Example>(&run.data_set(set)).unwrap();
+    }
+    for job in JOBS {
+        check_schema::<LossPoint>(&run.loss_curve(job)).unwrap();
+        assert!(run.model(job).join("config.json").exists() && run.model(job).join("model.safetensors").exists(), "{job}");
+    }
+    let diagnostics = check_schema::<ProjectionDiagnostic>(&run.projection_diagnostics()).unwrap();
+    assert_eq!(diagnostics, 3 * 2 * 2 * 2, "3 fine-tunes x 2 kinds x 2 methods x 2 fractions");
+    check_schema::<ProjectionPerTensor>(&run.projection_per_tensor()).unwrap();
+    check_schema::<UpdateMso>(&run.update_mso()).unwrap();
+    for model in CAPTURED {
+        assert!(read_activations(&run.activations(model)).is_ok(), "{model}");
+    }
+    check_schema::<ActivationMso>(&run.activation_mso()).unwrap();
+    let responses = check_schema::<EvalResponse>(&run.eval_responses()).unwrap();
+    assert_eq!(responses, (5 + 24) * 48, "29 checkpoints x 48 benchmark items");
+    check_schema::<EvalSummary>(&run.eval_summary()).unwrap();
+    let finished = finished(&run.root).unwrap();
+    for stage in ["prepare", "project", "mso", "eval", "report"] {
+        assert!(finished.contains_key(stage), "{stage} is not in the manifest: {finished:?}");
+    }
+}
+
+#[test]
+fn the_report_renders_with_its_figures() {
+    let report = RunDir::new(smoke_run()).report_dir();
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(html.contains("<svg"), "index.html inlines its figures");
+    assert!(markdown.contains("Findings"), "report.md has a findings section");
+    let figures = walk(&report).into_iter().filter(|f| f.extension().is_some_and(|e| e == "svg")).count();
+    assert!(figures >= 5, "only {figures} SVG figures");
+}
+
+#[test]
+fn a_rerun_skips_every_stage() {
+    let run = scratch("rerun");
+    copy_run(smoke_run(), &run).unwrap();
+    let before = finished(&run).unwrap();
+    let output = run_smoke(&run, &[]).unwrap();
+    assert_eq!(finished(&run).unwrap(), before, "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn deleting_an_artifact_reruns_only_what_depends_on_it() {
+    let run = scratch("delete");
+    copy_run(smoke_run(), &run).unwrap();
+    let before = finished(&run).unwrap();
+    std::fs::remove_dir_all(RunDir::new(&run).model("harmful")).unwrap();
+    run_smoke(&run, &[]).unwrap();
+    let after = finished(&run).unwrap();
+    let rerun: BTreeSet<&str> = after.iter().filter(|(stage, at)| before.get(*stage) != Some(at)).map(|(stage, _)| stage.as_str()).collect();
+    assert_eq!(rerun, BTreeSet::from(["train:harmful", "project", "mso", "eval", "report"]));
+}
+
+#[test]
+fn a_stage_killed_midway_leaves_the_run_resumable() {
+    let run = scratch("killed");
+    copy_run(smoke_run(), &run).unwrap();
+    let dir = RunDir::new(&run);
+    std::fs::remove_dir_all(run.join("eval")).unwrap();
+    let mut command = spawn_smoke(&run, &[]).unwrap();
+    let first_parts = wait_for_parts(&run.join("eval/parts"), Duration::from_secs(300));
+    let status = Command::new("kill").args(["-KILL", "--", &format!("-{}", command.id())]).status().unwrap();
+    assert!(status.success());
+    command.wait().unwrap();
+    assert!(!dir.eval_responses().exists(), "the killed evaluation wrote no combined table");
+    run_smoke(&run, &[]).unwrap();
+    for part in &first_parts {
+        assert!(part.0.exists(), "{} was kept", part.0.display());
+        assert_eq!(std::fs::metadata(&part.0).unwrap().modified().unwrap(), part.1, "{} was not evaluated again", part.0.display());
+    }
+    assert_eq!(entangle_artifacts::read_table::<EvalResponse>(&dir.eval_responses()).unwrap().len(), 29 * 48);
+}
+
+/// Waits until the evaluation has written its first checkpoint's part; returns the parts and
+/// their modification times.
+fn wait_for_parts(parts: &Path, timeout: Duration) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let started = Instant::now();
+    loop {
+        let found: Vec<(PathBuf, std::time::SystemTime)> = walk(parts)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .map(|p| {
+                let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
+                (p, modified)
+            })
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(started.elapsed() < timeout, "the evaluation wrote no part within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flat_map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() { walk(&path) } else { vec![path] }
+        })
+        .collect()
+}
