@@ -2,10 +2,12 @@
 //!
 //! - `setup` provides the libtorch that tch 0.24 builds against (see [`setup`]);
 //! - `test` sets up, builds, checks that CUDA stays linked, and runs every test;
-//! - `reproduce` runs the study of a pipeline file stage by stage (see [`reproduce`]).
+//! - `reproduce` runs the study of a pipeline file stage by stage (see [`reproduce`]);
+//! - `bench` measures entangle against the Python/transformers baselines (see [`bench`]).
 //!
 //! xtask never depends on tch, so it builds in seconds on a fresh clone.
 
+mod bench;
 mod reproduce;
 mod setup;
 mod test;
@@ -13,7 +15,7 @@ mod test;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <setup | test | reproduce>";
+const USAGE: &str = "usage: cargo xtask <setup | test | reproduce | bench>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
         Some("test") => test::test(&repo_root()),
         Some("reproduce") => reproduce::Options::parse(&args[1..])
             .and_then(|options| reproduce::reproduce(&repo_root(), &options)),
+        Some("bench") => bench::Options::parse(&args[1..]).and_then(|options| bench::bench(&repo_root(), &options)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -203,7 +203,7 @@ fn print_plan(pipeline: &Pipeline, path: &Path, run: &Path, stages: &[(Stage, bo
 /// Builds every stage binary and returns the directory that holds them. The tests are built
 /// too: building them in the same invocation gives the binaries the same dependency features
 /// as `cargo test` (dev-dependencies add some), so the tests and the stages share one build.
-fn build_binaries(root: &Path, release: bool) -> Result<PathBuf> {
+pub(crate) fn build_binaries(root: &Path, release: bool) -> Result<PathBuf> {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(root).args(["build", "--workspace", "--bins", "--tests"]);
     if release {

@@ -58,9 +58,24 @@ fn cache_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cache").join("entangle"))
 }
 
+/// The venv that holds the torch wheel.
+fn venv_dir() -> Result<PathBuf> {
+    Ok(cache_dir()?.join(format!("torch-{TORCH_VERSION}")))
+}
+
+/// The Python interpreter of the cached venv, with torch installed first if needed: what runs
+/// the benchmark baselines and fixture scripts.
+pub fn venv_python() -> Result<PathBuf> {
+    let python = venv_dir()?.join("bin").join("python");
+    if installed_torch_dir(&python).is_none() {
+        cached_wheel()?;
+    }
+    Ok(python)
+}
+
 /// The torch directory of the cached venv, installing the wheel first if needed.
 fn cached_wheel() -> Result<PathBuf> {
-    let venv = cache_dir()?.join(format!("torch-{TORCH_VERSION}"));
+    let venv = venv_dir()?;
     let python = venv.join("bin").join("python");
     if let Some(dir) = installed_torch_dir(&python) {
         println!("xtask setup: reusing torch {TORCH_VERSION} in {}", venv.display());

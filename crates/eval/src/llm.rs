@@ -63,11 +63,18 @@ pub struct LlmJudge {
 
 impl LlmJudge {
     /// A judge for `config`, caching in `cache_path`. The key comes from the environment
-    /// variable `config.api_key_env` (none for endpoints that need no key).
-    pub fn new(config: &LlmJudgeConfig, cache_path: &Path) -> LlmJudge {
-        let key = config.api_key_env.as_ref().and_then(|name| std::env::var(name).ok());
+    /// variable `config.api_key_env` (none for endpoints that need no key). A named variable
+    /// that is unset or empty is an error here, before any request would fail with a 401.
+    pub fn new(config: &LlmJudgeConfig, cache_path: &Path) -> Result<LlmJudge> {
+        let key = match &config.api_key_env {
+            None => None,
+            Some(name) => match std::env::var(name) {
+                Ok(key) if !key.is_empty() => Some(key),
+                _ => anyhow::bail!("[eval.llm] api_key_env: the environment variable {name} holding the judge's API key is not set"),
+            },
+        };
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs_f64(config.timeout_s)).build();
-        LlmJudge { config: config.clone(), key, agent, cache_path: cache_path.to_path_buf() }
+        Ok(LlmJudge { config: config.clone(), key, agent, cache_path: cache_path.to_path_buf() })
     }
 
     /// Judges every `(instruction, response)` pair, in order, reusing cached judgments.
@@ -263,17 +270,20 @@ mod tests {
         }
     }
 
-    fn judge(server: &Server, dir: &Path, max_retries: u32, key_env: Option<&str>) -> LlmJudge {
-        let config = LlmJudgeConfig {
-            base_url: server.url.clone(),
+    fn config(url: &str, max_retries: u32, key_env: Option<&str>) -> LlmJudgeConfig {
+        LlmJudgeConfig {
+            base_url: url.to_owned(),
             model: "judge-mini".to_owned(),
             api_key_env: key_env.map(str::to_owned),
             concurrency: 1,
             timeout_s: 0.5,
             max_retries,
             backoff_s: 0.01,
-        };
-        LlmJudge::new(&config, &dir.join("judge_cache.json"))
+        }
+    }
+
+    fn judge(server: &Server, dir: &Path, max_retries: u32, key_env: Option<&str>) -> LlmJudge {
+        LlmJudge::new(&config(&server.url, max_retries, key_env), &dir.join("judge_cache.json")).unwrap()
     }
 
     fn pair() -> Vec<(String, String)> {
@@ -339,6 +349,14 @@ mod tests {
         assert!(server.seen.lock().unwrap()[0].contains("Bearer sk-very-secret"));
         let cache = std::fs::read_to_string(dir.path().join("judge_cache.json")).unwrap();
         assert!(!cache.contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn a_missing_key_is_an_error_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config("http://127.0.0.1:9", 0, Some("ENTANGLE_TEST_UNSET_JUDGE_KEY"));
+        let err = LlmJudge::new(&config, &dir.path().join("judge_cache.json")).err().unwrap();
+        assert!(err.to_string().contains("ENTANGLE_TEST_UNSET_JUDGE_KEY"), "{err}");
     }
 
     #[test]

@@ -220,7 +220,7 @@ fn judge_harmful(context: &Stage, rows: &mut [EvalResponse]) -> Result<()> {
     if eval.judges.contains(&JudgeKind::Llm) {
         let config = eval.llm.as_ref().context("[eval] judges lists llm but [eval.llm] is missing")?;
         let cache = context.run.root.join("eval").join("judge_cache.json");
-        for (&i, judgment) in harmful.iter().zip(LlmJudge::new(config, &cache).judge_all(&pairs)?) {
+        for (&i, judgment) in harmful.iter().zip(LlmJudge::new(config, &cache)?.judge_all(&pairs)?) {
             rows[i].judge.push_str(",llm");
             rows[i].score = judgment.score.map(f64::from);
             rows[i].judge_raw = Some(judgment.raw);

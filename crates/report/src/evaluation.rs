@@ -491,10 +491,7 @@ pub fn model_findings(summary: &Summary) -> Vec<String> {
         }
         findings.push(sentence);
     }
-    if let Some(utility) = [ACCURACY, ANSWER_NLL]
-        .into_iter()
-        .find(|m| summary.get(useful, m).is_some() && summary.get(aligned, m).is_some())
-    {
+    for utility in [ACCURACY, ANSWER_NLL] {
         if let (Some(after), Some(before)) = (summary.get(useful, &utility), summary.get(aligned, &utility)) {
             let better = if utility.higher_is_more { after.value > before.value } else { after.value < before.value };
             findings.push(format!(
@@ -615,7 +612,7 @@ pub fn selectivity_findings(summary: &Summary) -> Vec<String> {
         }
         let verdicts: Vec<String> =
             controls.iter().map(|(kind, control)| verdict(&topk, control, &kind_label(kind))).collect();
-        sentence.push_str(&format!(". Top-k removes {}", prose_list(&verdicts)));
+        sentence.push_str(&format!(". Top-k removes {}", verdicts.join("; it removes ")));
         if let Some(width) = mean_half_width(&merges, &ft) {
             sentence.push_str(&format!(
                 " (a single merge's 95% interval of {} spans about ±{})",
@@ -676,8 +673,10 @@ pub fn lockstep_findings(summary: &Summary) -> Vec<String> {
             "rise and fall together: the directions that carry harm carry utility too"
         } else if r > 0.0 {
             "move together only weakly"
-        } else {
+        } else if r > -0.5 {
             "do not move together"
+        } else {
+            "move in opposite directions: the merges that keep more harm keep less utility"
         };
         findings.push(format!(
             "Across the {} merges of the {ft} fine-tune, harm and utility {verdict} (Pearson r = {} between {} and {}{}).",
@@ -809,7 +808,7 @@ mod tests {
             together[0]
         );
         let opposite = lockstep_findings(&study(&pipeline, (0.3, -0.1), (0.2, -0.07)));
-        assert!(opposite[0].contains("do not move together") && opposite[0].contains("r = -"), "{}", opposite[0]);
+        assert!(opposite[0].contains("move in opposite directions") && opposite[0].contains("r = -1.00"), "{}", opposite[0]);
     }
 
     #[test]
