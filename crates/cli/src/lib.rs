@@ -1,7 +1,8 @@
 //! The shared shell of every entangle stage binary (`entangle-prepare`, `entangle-train`,
 //! `entangle-project`, …): logging configured from `RUST_LOG` (default `info`, to stderr), and
 //! the exit convention — success exits 0, any error prints one line `error: <cause chain>` to
-//! stderr and exits 1. A binary's `main` parses its flags and calls its library inside [`main`]:
+//! stderr and exits 1. Every stage takes [`StageArgs`] (`--run DIR`, `--force`). A binary's
+//! `main` parses its flags and calls its library inside [`main`]:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
@@ -12,9 +13,21 @@
 //! }
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
+
+/// The flags every stage binary shares; flatten them into its own (`#[command(flatten)]`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StageArgs {
+    /// The run directory (holding pipeline.toml).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Redo the stage even when the manifest says its outputs are up to date.
+    #[arg(long)]
+    pub force: bool,
+}
 
 /// Sets up logging, runs `body`, and turns its result into the process exit code.
 pub fn main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {

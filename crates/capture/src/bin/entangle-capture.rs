@@ -1,31 +1,27 @@
 //! `entangle-capture --run DIR --model NAME [--force]`: capture a model's activations on the
 //! pipeline's prompt sets and compare their subspaces.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use entangle_artifacts::RunDir;
+use entangle_cli::StageArgs;
 
 /// Capture every layer's last-token hidden state of the prompt sets with one model, then the
 /// activation-space overlap of the sets in the pipeline's depth window.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The run directory (holding pipeline.toml).
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    stage: StageArgs,
     /// The model to capture (a model of the run or of [models]).
     #[arg(long)]
     model: String,
-    /// Capture again even when the manifest says it is up to date.
-    #[arg(long)]
-    force: bool,
 }
 
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_capture::run(&RunDir::new(&args.run), &args.model, args.force, &entangle_models::registry())
+        entangle_capture::run(&RunDir::new(&args.stage.run), &args.model, args.stage.force, &entangle_models::registry())
     })
 }

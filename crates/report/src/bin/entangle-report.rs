@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use entangle_artifacts::RunDir;
+use entangle_cli::StageArgs;
 use entangle_report::{system_font, Options};
 
 /// Write the human-readable report of a run from its tables: report/index.html (self-contained),
@@ -12,12 +13,8 @@ use entangle_report::{system_font, Options};
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The run directory (holding pipeline.toml).
-    #[arg(long)]
-    run: PathBuf,
-    /// Write the report even when the manifest says it is up to date.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    stage: StageArgs,
     /// TrueType font for the PNG figures; default: DejaVu Sans or Liberation Sans if installed.
     #[arg(long)]
     font: Option<PathBuf>,
@@ -26,7 +23,7 @@ struct Args {
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        let options = Options { force: args.force, font: args.font.or_else(system_font) };
-        entangle_report::run(&RunDir::new(&args.run), &options).map(|_| ())
+        let options = Options { force: args.stage.force, font: args.font.or_else(system_font) };
+        entangle_report::run(&RunDir::new(&args.stage.run), &options).map(|_| ())
     })
 }

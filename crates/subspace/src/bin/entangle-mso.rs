@@ -1,11 +1,11 @@
 //! `entangle-mso`: stage `mso` of a run.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
 use entangle_artifacts::RunDir;
+use entangle_cli::StageArgs;
 use entangle_pipeline::SvdMode;
 use entangle_subspace::mso::{self, MsoOptions};
 use entangle_subspace::parse_svd_mode;
@@ -16,15 +16,11 @@ use entangle_subspace::parse_svd_mode;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The run directory, holding pipeline.toml.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    stage: StageArgs,
     /// `exact` or `reference` (the authors' procedure); overrides the pipeline's mso.svd.
     #[arg(long, value_parser = parse_svd_mode)]
     svd: Option<SvdMode>,
-    /// Recompute even when the manifest says the table is up to date.
-    #[arg(long)]
-    force: bool,
 }
 
 fn main() -> ExitCode {
@@ -32,6 +28,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    mso::run(&RunDir::new(&args.run), &MsoOptions { svd: args.svd, force: args.force })?;
+    mso::run(&RunDir::new(&args.stage.run), &MsoOptions { svd: args.svd, force: args.stage.force })?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 use entangle_artifacts::RunDir;
+use entangle_cli::StageArgs;
 use entangle_pipeline::SvdMode;
 use entangle_subspace::project::{self, ProjectOptions};
 use entangle_subspace::{parse_svd_mode, Merge, MergeSpec};
@@ -16,15 +17,11 @@ use entangle_subspace::{parse_svd_mode, Merge, MergeSpec};
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The run directory, holding pipeline.toml.
-    #[arg(long)]
-    run: PathBuf,
+    #[command(flatten)]
+    stage: StageArgs,
     /// `exact` or `reference` (the authors' procedure); overrides the pipeline's projection.svd.
     #[arg(long, value_parser = parse_svd_mode)]
     svd: Option<SvdMode>,
-    /// Recompute bases and diagnostics even when the manifest says they are up to date.
-    #[arg(long)]
-    force: bool,
     /// Save the merged model FINETUNE:KIND:METHOD:FRACTION (e.g. useful:topk:orth:0.25).
     #[arg(long, value_name = "SPEC", requires = "out")]
     write: Option<MergeSpec>,
@@ -38,12 +35,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let run = RunDir::new(&args.run);
+    let run = RunDir::new(&args.stage.run);
     if let (Some(spec), Some(out)) = (&args.write, &args.out) {
         Merge::open(&run, spec, args.svd)?.write(out)?;
         tracing::info!("wrote {spec} to {}", out.display());
         return Ok(());
     }
-    project::run(&run, &ProjectOptions { svd: args.svd, force: args.force })?;
+    project::run(&run, &ProjectOptions { svd: args.svd, force: args.stage.force })?;
     Ok(())
 }
