@@ -28,7 +28,7 @@ mod resolve;
 mod write;
 
 pub use dtype::{dtype_of_kind, kind_of_dtype};
-pub use read::{read_config, Checkpoint, TensorInfo};
+pub use read::{read_config, tensor_from_map, Checkpoint, TensorInfo};
 pub use resolve::{resolve, resolve_with, HubSettings};
 pub use safetensors::Dtype;
 pub use write::{write_checkpoint, WriteOptions, TOKENIZER_FILES};

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use memmap2::Mmap;
+use memmap2::{Mmap, UncheckedAdvice};
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 use tch::{Kind, Tensor};
@@ -110,11 +111,25 @@ impl Checkpoint {
         let kind = kind_of_dtype(info.dtype).with_context(|| {
             format!("{}: tensor {name} has dtype {:?}, which tch cannot hold", shard.path.display(), info.dtype)
         })?;
-        let bytes = &shard.mmap[shard.data_start + info.offsets.0..shard.data_start + info.offsets.1];
+        let range = shard.data_start + info.offsets.0..shard.data_start + info.offsets.1;
         let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
-        Tensor::f_from_data_size(bytes, &shape, kind)
+        tensor_from_map(&shard.mmap, range, &shape, kind)
             .with_context(|| format!("{}: reading tensor {name}", shard.path.display()))
     }
+}
+
+/// The tensor whose bytes are `range` of a read-only file map, copied into memory; the pages of
+/// the range are then dropped from the process's resident memory (the file stays mapped and is
+/// read again if asked for), so reading a checkpoint tensor by tensor keeps in memory what the
+/// caller holds, not every page it has touched.
+pub fn tensor_from_map(map: &Mmap, range: Range<usize>, shape: &[i64], kind: Kind) -> Result<Tensor> {
+    let bytes = map.get(range.clone()).with_context(|| format!("bytes {range:?} lie outside the {}-byte file", map.len()))?;
+    let tensor = Tensor::f_from_data_size(bytes, shape, kind)?;
+    // SAFETY: `map` is a read-only shared mapping of a file and the borrow of these bytes ended
+    // with the copy above; MADV_DONTNEED on such pages only evicts them from this process (a
+    // later read faults them in from the file again). It is advice: a refusal changes nothing.
+    let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, range.start, range.len()) };
+    Ok(tensor)
 }
 
 fn open_sharded(dir: &Path, index_path: &Path) -> Result<(Vec<Shard>, BTreeMap<String, TensorInfo>)> {
@@ -171,6 +186,19 @@ fn open_shard(path: &Path, shard_index: usize) -> Result<(Shard, Vec<TensorInfo>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_reads_its_bytes_as_a_tensor_and_rejects_a_range_outside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bytes");
+        let values = [1.5f32, -2.0, 3.25];
+        std::fs::write(&path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        let map = unsafe { Mmap::map(&File::open(&path).unwrap()) }.unwrap();
+        let tensor = tensor_from_map(&map, 4..12, &[2], Kind::Float).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&tensor).unwrap(), [-2.0, 3.25]);
+        assert_eq!(Vec::<f32>::try_from(&tensor_from_map(&map, 0..12, &[3], Kind::Float).unwrap()).unwrap(), values);
+        assert!(tensor_from_map(&map, 8..16, &[2], Kind::Float).is_err());
+    }
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)

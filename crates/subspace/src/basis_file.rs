@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use entangle_artifacts::write_atomic;
+use entangle_checkpoint::tensor_from_map;
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 use tch::{Kind, Tensor};
@@ -73,9 +74,9 @@ impl BasisFile {
             Dtype::F64 => Kind::Double,
             other => bail!("{}: entry {key} has dtype {other:?}, expected F32 or F64", self.path.display()),
         };
-        let bytes = &self.mmap[self.data_start + entry.offsets.0..self.data_start + entry.offsets.1];
+        let range = self.data_start + entry.offsets.0..self.data_start + entry.offsets.1;
         let shape: Vec<i64> = entry.shape.iter().map(|&d| d as i64).collect();
-        Tensor::f_from_data_size(bytes, &shape, kind).with_context(|| format!("{}: reading {key}", self.path.display()))
+        tensor_from_map(&self.mmap, range, &shape, kind).with_context(|| format!("{}: reading {key}", self.path.display()))
     }
 }
 
