@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use entangle_artifacts::{read_activations, read_table, write_table, ActivationMso, Example, RunDir};
+use entangle_artifacts::{read_activations, read_table, write_table, ActivationMso, Example, LastTokenHidden, RunDir};
 use entangle_model::{last_token_states, PromptFormat, Tokenizer};
 use entangle_pipeline::{CaptureConfig, Pipeline};
 use tch::Tensor;
@@ -109,6 +109,34 @@ fn the_stage_writes_activations_and_overlaps_per_model() {
     assert!(!rows.is_empty() && rows.iter().all(|r| r.model == "base" && (0.0..=1.0).contains(&r.mso)));
     crate::run(&run, "base", false, &entangle_models::registry()).unwrap();
     assert_eq!(read_table::<ActivationMso>(&run.activation_mso()).unwrap().len(), rows.len());
+}
+
+/// The captured vectors are the hidden states `entangle-infer logits` writes for the same
+/// prompts in the same format, layer by layer.
+#[test]
+fn captured_vectors_equal_the_hidden_states_of_entangle_infer() {
+    use clap::Parser;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_with_sets(tmp.path(), &sets());
+    crate::run(&run, "base", false, &entangle_models::registry()).unwrap();
+    let out = tmp.path().join("infer");
+    let prompts = run.data_set("prompts_useful");
+    let args = ["entangle-infer", "logits", &fixture().display().to_string(), "--prompts", &prompts.display().to_string()];
+    let cli = entangle_models::infer::Cli::parse_from(args.into_iter().chain(["--format", "instruction", "--device", "cpu", "--out", &out.display().to_string()]));
+    entangle_models::infer::run(&cli).unwrap();
+    let hidden: Vec<LastTokenHidden> = read_table(&out.join("hidden_states.parquet")).unwrap();
+    let captured = read_activations(&run.activations("base")).unwrap();
+    let mut compared = 0;
+    for row in (0..captured.len()).filter(|&r| captured.prompt_set[r] == "prompts_useful") {
+        let item: u64 = captured.item[row].trim_start_matches("useful-").parse().unwrap();
+        let want: Vec<f32> =
+            hidden.iter().filter(|h| h.item == item && h.layer == captured.layer[row]).map(|h| h.value).collect();
+        assert_eq!(want.len(), captured.dim, "item {item} layer {}", captured.layer[row]);
+        let diff = want.iter().zip(captured.vector(row)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "item {item} layer {}: differs by {diff}", captured.layer[row]);
+        compared += 1;
+    }
+    assert!(compared >= 4, "only {compared} vectors compared");
 }
 
 #[test]
