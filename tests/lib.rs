@@ -90,6 +90,20 @@ pub fn copy_run(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Every file under `dir`, depth first; none when `dir` does not exist.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { files_under(&path) } else { vec![path] }
+        })
+        .collect()
+}
+
 /// Checks that `path` has exactly the columns (names and types) of table `T` and at least one
 /// row; returns the row count.
 pub fn check_schema<T: Table>(path: &Path) -> Result<usize> {

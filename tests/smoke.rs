@@ -14,7 +14,7 @@ use entangle_artifacts::{
     read_activations, ActivationMso, EvalResponse, EvalSummary, Example, LossPoint, ProjectionDiagnostic, ProjectionPerTensor,
     RunDir, UpdateMso,
 };
-use entangle_tests::{check_schema, copy_run, finished, run_smoke, spawn_smoke};
+use entangle_tests::{check_schema, copy_run, files_under, finished, run_smoke, spawn_smoke};
 
 const JOBS: [&str; 5] = ["base", "aligned", "useful", "harmful", "contaminated"];
 const CAPTURED: [&str; 4] = ["base", "aligned", "useful", "contaminated"];
@@ -70,7 +70,7 @@ fn the_report_renders_with_its_figures() {
     let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(html.contains("<svg"), "index.html inlines its figures");
     assert!(markdown.contains("Findings"), "report.md has a findings section");
-    let figures = walk(&report).into_iter().filter(|f| f.extension().is_some_and(|e| e == "svg")).count();
+    let figures = files_under(&report).into_iter().filter(|f| f.extension().is_some_and(|e| e == "svg")).count();
     assert!(figures >= 5, "only {figures} SVG figures");
 }
 
@@ -120,7 +120,7 @@ fn a_stage_killed_midway_leaves_the_run_resumable() {
 fn wait_for_parts(parts: &Path, timeout: Duration) -> Vec<(PathBuf, std::time::SystemTime)> {
     let started = Instant::now();
     loop {
-        let found: Vec<(PathBuf, std::time::SystemTime)> = walk(parts)
+        let found: Vec<(PathBuf, std::time::SystemTime)> = files_under(parts)
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
             .map(|p| {
@@ -134,16 +134,4 @@ fn wait_for_parts(parts: &Path, timeout: Duration) -> Vec<(PathBuf, std::time::S
         assert!(started.elapsed() < timeout, "the evaluation wrote no part within {timeout:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flat_map(|entry| {
-            let path = entry.unwrap().path();
-            if path.is_dir() { walk(&path) } else { vec![path] }
-        })
-        .collect()
 }

@@ -134,13 +134,17 @@ fn benchmarks(run: &RunDir, pipeline: &Pipeline) -> Result<Vec<Benchmark>> {
 fn part_path(run: &RunDir, pipeline: &Pipeline, parts: &Path, spec: &Checkpoint) -> Result<PathBuf> {
     let dirs: Vec<PathBuf> = spec.models(pipeline).into_iter().map(|name| run.model(name)).filter(|dir| dir.exists()).collect();
     let models = stamp_inputs(run, &dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    let name = spec.name().replace([':', '/'], "_");
-    Ok(parts.join(format!("{name}@{}.parquet", &config_hash(&models)?[..12])))
+    Ok(parts.join(format!("{}@{}.parquet", part_stem(spec), &config_hash(&models)?[..12])))
+}
+
+/// A checkpoint's name as a file-name stem.
+fn part_stem(spec: &Checkpoint) -> String {
+    spec.name().replace([':', '/'], "_")
 }
 
 /// Removes `spec`'s parts made from models that have since changed.
 fn remove_stale_parts(parts: &Path, spec: &Checkpoint) -> Result<()> {
-    let prefix = format!("{}@", spec.name().replace([':', '/'], "_"));
+    let prefix = format!("{}@", part_stem(spec));
     let Ok(entries) = std::fs::read_dir(parts) else {
         return Ok(());
     };
