@@ -4,9 +4,9 @@
 
 use anyhow::{ensure, Result};
 use entangle_artifacts::ActivationMso;
+use entangle_draw::tensor_rng;
 use entangle_pipeline::{CaptureConfig, SvdMode};
 use entangle_subspace::mso::{overlaps, Spectrum};
-use entangle_subspace::tensor_rng;
 use tch::Tensor;
 
 use crate::Captured;

@@ -43,15 +43,15 @@ pub fn run(run: &RunDir, checkpoints: &[String], force: bool, registry: &Registr
         models: &pipeline.models,
         seed: pipeline.seed,
     })?;
-    let paths = input_paths(run, &pipeline);
+    let data_paths = benchmark_paths(run);
+    let paths: Vec<PathBuf> = data_paths.iter().cloned().chain(model_paths(run, &pipeline)).collect();
     let inputs = stamp_inputs(run, &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     if full && !force && Manifest::load(run)?.is_fresh(run, "eval", &key, &inputs) {
         tracing::info!("eval is up to date; skipped (pass --force to re-evaluate)");
         return Ok(());
     }
-    let data_paths: Vec<PathBuf> = BENCHMARKS.iter().map(|(_, set)| run.data_set(set)).filter(|p| p.exists()).collect();
-    let data = stamp_inputs(run, &data_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    let parts = run.root.join("eval").join("parts").join(&config_hash(&(&key, &data))?[..16]);
+    let data = &inputs[..data_paths.len()];
+    let parts = run.root.join("eval").join("parts").join(&config_hash(&(&key, data))?[..16]);
     let started = Instant::now();
     let placement = Placement::parse(&pipeline.device, "auto")?;
     let context = Stage { run, pipeline: &pipeline, registry, placement, benchmarks: benchmarks(run, &pipeline)? };
@@ -86,16 +86,20 @@ struct EvalKey<'a> {
     seed: u64,
 }
 
-fn input_paths(run: &RunDir, pipeline: &Pipeline) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = BENCHMARKS.iter().map(|(_, set)| run.data_set(set)).filter(|p| p.exists()).collect();
+/// The run's benchmark data sets that exist.
+fn benchmark_paths(run: &RunDir) -> Vec<PathBuf> {
+    BENCHMARKS.iter().map(|(_, set)| run.data_set(set)).filter(|p| p.exists()).collect()
+}
+
+/// The run's model directories the evaluated checkpoints are made of, those that exist.
+fn model_paths(run: &RunDir, pipeline: &Pipeline) -> Vec<PathBuf> {
     let projection = &pipeline.projection;
-    for name in [&projection.base, &projection.aligned].into_iter().chain(&projection.finetunes) {
-        let dir = run.model(name);
-        if dir.exists() {
-            paths.push(dir);
-        }
-    }
-    paths
+    [&projection.base, &projection.aligned]
+        .into_iter()
+        .chain(&projection.finetunes)
+        .map(|name| run.model(name))
+        .filter(|dir| dir.exists())
+        .collect()
 }
 
 /// One benchmark's items.
@@ -283,6 +287,7 @@ mod tests {
     use std::path::Path;
 
     use entangle_checkpoint::{read_config, write_checkpoint, Checkpoint as Weights, WriteOptions};
+    use entangle_draw::{gaussian, tensor_rng};
     use entangle_subspace::{Merge, MergeSpec};
     use tch::{Kind, Tensor};
 
@@ -293,14 +298,14 @@ mod tests {
     }
 
     /// Writes `from`'s weights plus seeded noise of `scale` as the run's model `name`.
-    fn perturbed(run: &RunDir, from: &Path, name: &str, seed: i64, scale: f64) {
+    fn perturbed(run: &RunDir, from: &Path, name: &str, seed: u64, scale: f64) {
         let weights = Weights::open(from).unwrap();
-        tch::manual_seed(seed);
         let tensors: Vec<Result<(String, Tensor)>> = weights
             .tensors()
             .map(|info| {
                 let w = weights.load(&info.name, Kind::Float).unwrap();
-                Ok((info.name.clone(), &w + w.randn_like() * scale))
+                let noise = gaussian(&w.size(), Kind::Float, &mut tensor_rng(seed, "test-noise", &info.name)).unwrap();
+                Ok((info.name.clone(), &w + noise * scale))
             })
             .collect();
         let options = WriteOptions { copy_files_from: Some(from), ..WriteOptions::default() };

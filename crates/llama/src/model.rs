@@ -3,6 +3,7 @@
 //! output projection, with parameters named by their Hugging Face keys.
 
 use anyhow::{bail, Context, Result};
+use entangle_draw::{gaussian, tensor_rng};
 use entangle_model::{attend, attention_mask, CausalLm, Dims, ForwardInput, ForwardOutput, KvCache, Logits, Placement};
 use tch::nn::{Path, VarStore};
 use tch::{Kind, Tensor};
@@ -16,7 +17,9 @@ pub enum Init {
     /// Left uninitialised: every value is about to be loaded.
     Empty,
     /// As transformers initialises a new model: weights normal(0, initializer_range), biases
-    /// zero, norm weights one, the padding embedding row zero; from this seed.
+    /// zero, norm weights one, the padding embedding row zero. Each weight is drawn from this seed
+    /// and its own name ([`entangle_draw::tensor_rng`]), so the same seed gives the same model
+    /// on every device and whatever else uses libtorch's generator.
     Fresh { seed: i64 },
 }
 
@@ -46,10 +49,10 @@ impl<'a> Params<'a> {
         let options = (self.placement.kind, self.placement.device);
         let tensor = match (self.init, start) {
             (Init::Empty, _) => Tensor::f_empty(dims.as_slice(), options)?,
-            (Init::Fresh { .. }, Start::Normal) => {
-                Tensor::f_randn(dims.as_slice(), (Kind::Float, self.placement.device))?
-                    .f_mul_scalar(self.std)?
-                    .f_to_kind(self.placement.kind)?
+            (Init::Fresh { seed }, Start::Normal) => {
+                let mut rng = tensor_rng(seed as u64, "init", &self.path.path(name));
+                let values = gaussian(&dims, Kind::Float, &mut rng)?.f_mul_scalar(self.std)?;
+                values.f_to_kind(self.placement.kind)?.f_to(self.placement.device)?
             }
             (Init::Fresh { .. }, Start::Zeros) => Tensor::f_zeros(dims.as_slice(), options)?,
             (Init::Fresh { .. }, Start::Ones) => Tensor::f_ones(dims.as_slice(), options)?,
@@ -112,9 +115,6 @@ impl Llama {
     /// A model of `config` (resolved from `json`) at `placement`, its parameters filled per
     /// `init`.
     pub fn new(json: &serde_json::Value, config: Config, placement: Placement, init: Init) -> Result<Llama> {
-        if let Init::Fresh { seed } = init {
-            tch::manual_seed(seed);
-        }
         let mut vs = VarStore::new(placement.device);
         vs.set_kind(placement.kind);
         let root = Params { init, std: config.initializer_range, placement, path: vs.root() };

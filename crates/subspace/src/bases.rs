@@ -6,7 +6,7 @@
 //! - `random`: the left singular vectors of a seeded Gaussian matrix of A's shape.
 //!
 //! Random draws are seeded from the run seed and the tensor name only (see
-//! [`crate::tensor_rng`]), never from the order tensors are visited in.
+//! [`entangle_draw::tensor_rng`]), never from the order tensors are visited in.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +19,8 @@ use serde::Serialize;
 use tch::Tensor;
 
 use crate::basis_file::{write_basis_file, Basis, BasisFile};
-use crate::linalg::{gaussian, left_singular, permutation, tensor_rng};
+use crate::linalg::left_singular;
+use entangle_draw::{gaussian, permutation, tensor_rng};
 use crate::models::{floating_tensors, Numerics};
 use crate::stage::{progress_bar, Outcome, Stage};
 
@@ -119,7 +120,8 @@ fn randomk_basis(topk: &BasisFile, seed: u64, name: &str) -> Result<Basis> {
 }
 
 fn random_basis([rows, cols]: [usize; 2], sources: &BasisSources, name: &str) -> Result<Basis> {
-    let matrix = gaussian(rows, cols, sources.numerics.kind(), &mut tensor_rng(sources.seed, "random", name))?;
+    let mut rng = tensor_rng(sources.seed, "random", name);
+    let matrix = gaussian(&[rows as i64, cols as i64], sources.numerics.kind(), &mut rng)?;
     let (u, s) = left_singular(&matrix)?;
     Ok(Basis { u, s })
 }

@@ -46,7 +46,7 @@ mod testing;
 pub use bases::{ensure_basis, matrices, BasisSources};
 pub use basis_file::{Basis, BasisFile};
 pub use layer::Layer;
-pub use linalg::{rank_for_energy, rank_for_fraction, tensor_rng};
+pub use linalg::{rank_for_energy, rank_for_fraction};
 pub use merge::Merge;
 pub use models::{check_same_tensors, Numerics};
 pub use spec::{parse_svd_mode, MergeSpec};

@@ -1,13 +1,9 @@
 //! The linear algebra of the study on tch tensors: matrix views, SVD (exact and randomized),
-//! subspace dimensions from fractions and energies, and seeded random draws that depend only on
-//! the run seed and a tensor's name.
+//! and subspace dimensions from fractions and energies.
 
 use anyhow::{bail, Context, Result};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use entangle_draw::gaussian;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
-use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
 /// The matrix a tensor is analysed as: 2-D as is, 1-D as a column vector, more than 2-D as
@@ -84,7 +80,7 @@ pub fn randomized_left_singular(
     let (rows, cols) = matrix.size2().context("randomized SVD of a tensor that is not a matrix")?;
     let q = q.clamp(1, rows.min(cols) as usize);
     let context = || format!("randomized SVD of a {rows}×{cols} matrix");
-    let probe = gaussian(cols as usize, q, matrix.kind(), rng)?;
+    let probe = gaussian(&[cols, q as i64], matrix.kind(), rng)?;
     let orthonormal = |m: Tensor| Tensor::f_linalg_qr(&m, "reduced").map(|(q, _)| q);
     let mut range = matrix.f_mm(&probe).and_then(orthonormal).with_context(context)?;
     for _ in 0..iterations {
@@ -95,39 +91,6 @@ pub fn randomized_left_singular(
     let (u_small, s) = left_singular(&small)?;
     let u = range.f_mm(&u_small).with_context(context)?;
     Ok((u, s))
-}
-
-/// A random generator for one draw of the run: seeded with SHA-256 of the run seed, the
-/// draw's `purpose` and the tensor's `name`, so a tensor's draw does not depend on which other
-/// tensors exist or in which order they are visited.
-pub fn tensor_rng(seed: u64, purpose: &str, name: &str) -> ChaCha8Rng {
-    let mut hasher = Sha256::new();
-    hasher.update(seed.to_le_bytes());
-    hasher.update((purpose.len() as u64).to_le_bytes());
-    hasher.update(purpose.as_bytes());
-    hasher.update(name.as_bytes());
-    ChaCha8Rng::from_seed(hasher.finalize().into())
-}
-
-/// A rows × cols matrix of independent standard normal values from `rng`, of kind `kind`.
-pub fn gaussian(rows: usize, cols: usize, kind: Kind, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-    let n = rows * cols;
-    let flat = if kind == Kind::Double {
-        let values: Vec<f64> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
-        Tensor::f_from_slice(&values)
-    } else {
-        let values: Vec<f32> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
-        Tensor::f_from_slice(&values).and_then(|t| t.f_to_kind(kind))
-    };
-    flat.and_then(|t| t.f_reshape([rows as i64, cols as i64]))
-        .with_context(|| format!("drawing a {rows}×{cols} Gaussian matrix"))
-}
-
-/// A uniformly random order of `0..n`.
-pub fn permutation(n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
-    let mut order: Vec<i64> = (0..n as i64).collect();
-    order.shuffle(rng);
-    order
 }
 
 /// ‖t‖², accumulated in f64.
@@ -149,11 +112,12 @@ pub fn dot(a: &Tensor, b: &Tensor) -> Result<f64> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use entangle_draw::tensor_rng;
     use nalgebra::DMatrix;
 
     /// A seeded rows × cols Gaussian matrix in f64.
     pub(crate) fn random_matrix(rows: usize, cols: usize, seed: u64) -> Tensor {
-        gaussian(rows, cols, Kind::Double, &mut tensor_rng(seed, "test", "matrix")).unwrap()
+        gaussian(&[rows as i64, cols as i64], Kind::Double, &mut tensor_rng(seed, "test", "matrix")).unwrap()
     }
 
     pub(crate) fn to_nalgebra(t: &Tensor) -> DMatrix<f64> {
@@ -259,20 +223,6 @@ pub(crate) mod tests {
         let overlap = exact_top.tr().mm(&u).square().sum(Kind::Double).double_value(&[]);
         assert!((overlap - 2.0).abs() < 1e-4, "overlap {overlap}");
         assert!(max_abs_diff(&s, &exact_s.narrow(0, 0, 2)) / exact_s.double_value(&[0]) < 1e-4);
-    }
-
-    #[test]
-    fn draws_depend_on_seed_purpose_and_name_only() {
-        let draw = |seed, purpose, name| Vec::<f64>::try_from(&gaussian(3, 2, Kind::Double, &mut tensor_rng(seed, purpose, name)).unwrap().flatten(0, -1)).unwrap();
-        assert_eq!(draw(1, "random", "a"), draw(1, "random", "a"));
-        assert_ne!(draw(1, "random", "a"), draw(2, "random", "a"));
-        assert_ne!(draw(1, "random", "a"), draw(1, "random", "b"));
-        assert_ne!(draw(1, "random", "a"), draw(1, "randomk", "a"));
-        let order = permutation(10, &mut tensor_rng(1, "randomk", "a"));
-        let mut sorted = order.clone();
-        sorted.sort();
-        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
-        assert_eq!(order, permutation(10, &mut tensor_rng(1, "randomk", "a")));
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn floating_tensors(model: &Checkpoint) -> Vec<(String, Vec<usize>)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::linalg::{gaussian, tensor_rng};
+    use entangle_draw::{gaussian, tensor_rng};
     use entangle_checkpoint::{write_checkpoint, WriteOptions};
     use std::path::Path;
 
@@ -116,9 +116,7 @@ pub(crate) mod tests {
     pub(crate) fn write_model(dir: &Path, tensors: &[(&str, &[i64])], seed: u64) {
         let config = serde_json::json!({ "model_type": "llama", "hidden_size": 8 });
         let items = tensors.iter().map(|&(name, shape)| {
-            let n: i64 = shape.iter().product();
-            let values = gaussian(n as usize, 1, Kind::Float, &mut tensor_rng(seed, "test-model", name))?;
-            Ok((name.to_owned(), values.f_reshape(shape)?))
+            Ok((name.to_owned(), gaussian(shape, Kind::Float, &mut tensor_rng(seed, "test-model", name))?))
         });
         write_checkpoint(dir, &config, items, &WriteOptions::default()).unwrap();
     }

@@ -20,8 +20,8 @@ use tch::{Kind, Tensor};
 use crate::layer::Layer;
 use crate::linalg::{
     as_matrix, cumulative_squares, left_singular, randomized_left_singular, rank_for_energy, singular_values, sq_norm,
-    tensor_rng,
 };
+use entangle_draw::tensor_rng;
 use crate::models::{check_same_tensors, floating_tensors, open_model, Numerics};
 use crate::stage::{progress_bar, Outcome, Stage};
 
@@ -295,7 +295,8 @@ fn stack_layer(matrices: &[(&String, Tensor, Tensor)]) -> Result<(Tensor, Tensor
 mod tests {
     use super::*;
     use crate::linalg::tests::random_matrix;
-    use crate::linalg::{gaussian, left_singular};
+    use crate::linalg::left_singular;
+    use entangle_draw::gaussian;
     use crate::testing::{model_updates, weights, write_run, TENSORS};
     use entangle_artifacts::read_table;
     use entangle_checkpoint::{write_checkpoint, WriteOptions};
@@ -357,7 +358,8 @@ mod tests {
         let exact = Spectrum::of(&small, SvdMode::Reference, &mut rng).unwrap();
         assert_eq!(exact.u.size(), [30, 8]);
         // Singular values about 1000, 500 and 100: the top two directions are well separated.
-        let columns = gaussian(10_001, 3, Kind::Double, &mut rng).unwrap() * Tensor::from_slice(&[10.0f64, 5.0, 1.0]);
+        let scales = Tensor::from_slice(&[10.0f64, 5.0, 1.0]);
+        let columns = gaussian(&[10_001, 3], Kind::Double, &mut rng).unwrap() * scales;
         let tall = columns.mm(&orthonormal(8, 3, 2).tr()).to_kind(Kind::Float);
         let randomized = Spectrum::of(&tall, SvdMode::Reference, &mut rng).unwrap();
         assert_eq!(randomized.u.size(), [10_001, 2], "q = 25% of 8 columns");

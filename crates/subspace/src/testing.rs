@@ -6,7 +6,7 @@ use entangle_artifacts::RunDir;
 use entangle_checkpoint::{write_checkpoint, WriteOptions};
 use tch::{Kind, Tensor};
 
-use crate::linalg::{gaussian, tensor_rng};
+use entangle_draw::{gaussian, tensor_rng};
 
 /// The floating tensors of the tiny models: name and shape.
 pub(crate) const TENSORS: &[(&str, &[i64])] = &[
@@ -27,8 +27,7 @@ pub(crate) const INDEX_TENSOR: &str = "model.layers.0.self_attn.positions";
 
 /// A seeded Gaussian draw of `shape` for tensor `name`.
 pub(crate) fn draw(name: &str, shape: &[i64], seed: u64) -> Tensor {
-    let n: i64 = shape.iter().product();
-    gaussian(n as usize, 1, Kind::Float, &mut tensor_rng(seed, "fixture", name)).unwrap().reshape(shape)
+    gaussian(shape, Kind::Float, &mut tensor_rng(seed, "fixture", name)).unwrap()
 }
 
 /// The weights of a model: a seeded base plus `scale × draw(seed)` for each of `updates`.
