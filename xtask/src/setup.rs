@@ -47,20 +47,9 @@ fn check_libtorch_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("ENTANGLE_CACHE_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(dir).join("entangle"));
-    }
-    let home = std::env::var_os("HOME").context("HOME is not set: set ENTANGLE_CACHE_DIR")?;
-    Ok(PathBuf::from(home).join(".cache").join("entangle"))
-}
-
-/// The venv that holds the torch wheel.
+/// The venv that holds the torch wheel, in the cache the wheels of entangle-pypi share.
 fn venv_dir() -> Result<PathBuf> {
-    Ok(cache_dir()?.join(format!("torch-{TORCH_VERSION}")))
+    Ok(entangle_pypi::cache_dir()?.join(format!("torch-{TORCH_VERSION}")))
 }
 
 /// The Python interpreter of the cached venv, with torch installed first if needed: what runs

