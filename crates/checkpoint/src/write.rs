@@ -138,7 +138,21 @@ fn flush_shard(dir: &Path, index: usize, tensors: Vec<(String, OwnedView)>) -> R
     let views = tensors.iter().map(|(name, view)| (name.as_str(), view));
     safetensors::serialize_to_file(views, metadata, &path)
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    make_readable(&path)?;
     Ok(names)
+}
+
+/// Gives a shard the mode of the checkpoint's other files, readable by all: safetensors writes
+/// through a private temporary file (mode 0600), which other users of a shared run could not
+/// load.
+fn make_readable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("making {} readable", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Gives the provisional shards their Hugging Face names and writes the index when sharded.
@@ -215,6 +229,12 @@ mod tests {
         write(&dir, u64::MAX, None);
         assert!(dir.join("model.safetensors").exists());
         assert!(!dir.join("model.safetensors.index.json").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("model.safetensors")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
         check_round_trip(&dir);
     }
 
