@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use entangle_artifacts::LossPoint;
 use entangle_model::{batch_logits, collate, loss_sum, CausalLm, Sequence, TargetBatch};
 use entangle_pipeline::TrainJob;
@@ -25,6 +25,13 @@ pub fn total_steps(job: &TrainJob, n: usize) -> u64 {
 pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, seed: u64, pad_id: i64) -> Result<Vec<LossPoint>> {
     let steps = total_steps(job, sequences.len());
     let schedule = LrSchedule::new(job.lr, steps, job.warmup_ratio, job.schedule);
+    ensure!(
+        (0..steps).any(|step| schedule.lr_at(step) > 0.0),
+        "the learning rate is 0 at every one of the job's {steps} optimiser steps (lr {}, warmup_ratio {}): \
+         training would change nothing; give it more data, epochs or max_steps, or lower warmup_ratio",
+        job.lr,
+        job.warmup_ratio
+    );
     let mut optimizer = tch::nn::AdamW { beta1: job.betas[0], beta2: job.betas[1], wd: job.weight_decay, eps: job.eps, amsgrad: false }
         .build(model.var_store(), job.lr)
         .context("creating the AdamW optimiser")?;

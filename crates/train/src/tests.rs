@@ -167,6 +167,19 @@ fn a_trained_model_reloads_with_identical_logits() {
 }
 
 #[test]
+fn a_job_whose_learning_rate_is_always_zero_is_an_error() {
+    let mut model = fresh_model(2);
+    let before = model.var_store().variables()["model.norm.weight"].copy();
+    let warm_single_step = TrainJob { warmup_ratio: 0.05, ..job(8, 1, 1e-2, 1) };
+    let err = train(model.as_mut(), &encoded(&eight_examples()), &warm_single_step, 3, 2).unwrap_err();
+    assert!(err.to_string().contains("learning rate is 0 at every one of the job's 1 optimiser steps"), "{err}");
+    assert!(model.var_store().variables()["model.norm.weight"].equal(&before));
+    let frozen = job(8, 1, 0.0, 3);
+    assert!(train(model.as_mut(), &encoded(&eight_examples()), &frozen, 3, 2).is_err());
+    train(model.as_mut(), &encoded(&eight_examples()), &job(8, 1, 1e-2, 1), 3, 2).unwrap();
+}
+
+#[test]
 fn unknown_job_lists_the_jobs() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_run(tmp.path());
