@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use entangle_artifacts::{replace_dir_atomic, write_atomic};
+use entangle_model::{INSTRUCTION_MARKER, RESPONSE_MARKER};
 use entangle_pipeline::TokenizerConfig;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
@@ -32,9 +33,9 @@ pub const SPECIAL_TOKENS: [&str; 5] = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IM_START
 /// with the EOS token.
 pub const CHAT_TEMPLATE: &str = "{{ bos_token }}{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
-/// The markers of the model runtime's instruction format (entangle-model), which wraps every
-/// prompt in training and evaluation: the tokenizer learns them as a few tokens.
-const INSTRUCTION_MARKERS: [&str; 2] = ["### Instruction:", "### Response:"];
+/// The markers of the model runtime's instruction format, which wraps every prompt in training
+/// and evaluation: the tokenizer learns them as a few tokens.
+const INSTRUCTION_MARKERS: [&str; 2] = [INSTRUCTION_MARKER, RESPONSE_MARKER];
 
 
 /// A byte-level BPE with `config.vocab_size` tokens trained on `texts` (and the instruction
