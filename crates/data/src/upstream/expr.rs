@@ -288,35 +288,22 @@ impl Parser {
     }
 
     fn arith(&mut self) -> Result<Expr> {
-        let mut left = self.term()?;
-        loop {
-            let op = if self.eat_op("+") {
-                BinOp::Add
-            } else if self.eat_op("-") {
-                BinOp::Sub
-            } else {
-                return Ok(left);
-            };
-            left = Expr::Binary(op, Box::new(left), Box::new(self.term()?));
-        }
+        self.left_assoc(&[("+", BinOp::Add), ("-", BinOp::Sub)], Self::term)
     }
 
     fn term(&mut self) -> Result<Expr> {
-        let mut left = self.factor()?;
-        loop {
-            let op = if self.eat_op("*") {
-                BinOp::Mul
-            } else if self.eat_op("//") {
-                BinOp::FloorDiv
-            } else if self.eat_op("/") {
-                BinOp::Div
-            } else if self.eat_op("%") {
-                BinOp::Mod
-            } else {
-                return Ok(left);
-            };
-            left = Expr::Binary(op, Box::new(left), Box::new(self.factor()?));
+        let ops = [("*", BinOp::Mul), ("//", BinOp::FloorDiv), ("/", BinOp::Div), ("%", BinOp::Mod)];
+        self.left_assoc(&ops, Self::factor)
+    }
+
+    /// A left-associative chain of `operand`s joined by any of `ops` (tried in order, so `//`
+    /// must come before `/`).
+    fn left_assoc(&mut self, ops: &[(&str, BinOp)], operand: fn(&mut Self) -> Result<Expr>) -> Result<Expr> {
+        let mut left = operand(self)?;
+        while let Some(&(_, op)) = ops.iter().find(|(symbol, _)| self.eat_op(symbol)) {
+            left = Expr::Binary(op, Box::new(left), Box::new(operand(self)?));
         }
+        Ok(left)
     }
 
     fn factor(&mut self) -> Result<Expr> {
