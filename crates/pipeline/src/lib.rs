@@ -33,7 +33,7 @@ use entangle_artifacts::RunDir;
 use serde::{Deserialize, Serialize};
 
 pub use capture::CaptureConfig;
-pub use data::{split_pypi_spec, DataConfig, DataKind, Dataset, SourceConfig, SyntheticConfig, TokenizerConfig};
+pub use data::{split_pypi_spec, DataConfig, DataKind, Dataset, Respond, RespondConfig, SourceConfig, SyntheticConfig, TokenizerConfig};
 pub use eval::{EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
 pub use import::ImportJob;
 pub use train::{PromptConfig, PromptFormat, Schedule, TrainJob, TrainKind};
@@ -275,6 +275,14 @@ impl Pipeline {
             bail!("device: expected auto, cpu or cuda:N, got {:?}", self.device);
         }
         self.data.validate()?;
+        if let Some(respond) = &self.data.respond {
+            if !self.import.contains_key(&respond.model) && !self.models.contains_key(&respond.model) {
+                bail!(
+                    "data.respond.model: {:?} must exist before training: list it in [models] or import it ([import.<name>])",
+                    respond.model
+                );
+            }
+        }
         check_fractions("projection.fractions", &self.projection.fractions, |f| f > 0.0 && f < 1.0)?;
         check_fractions("capture.energy_fractions", &self.capture.energy_fractions, |e| e > 0.0 && e <= 1.0)?;
         if !(0.0..=1.0).contains(&self.capture.depth_from) || self.capture.depth_from > self.capture.depth_to || self.capture.depth_to > 1.0 {

@@ -546,7 +546,7 @@ impl Removal {
         let per_unit = match self.rank() {
             (0, _) => "so it removes no harm".to_owned(),
             (2, _) => "so it removes harm at no utility cost".to_owned(),
-            (_, ratio) => format!("{} per unit of utility lost", fixed(ratio, 2)),
+            (_, ratio) => format!("so it removes {} units of harm per unit of utility lost", fixed(ratio, 2)),
         };
         format!(
             "{} by {} and {} by {}, {per_unit}",
@@ -770,7 +770,7 @@ mod tests {
             selective[0]
         );
         assert!(
-            selective[0].contains("attack success rate by -30.0 pp and accuracy by -10.0 pp, 3.00 per unit"),
+            selective[0].contains("attack success rate by -30.0 pp and accuracy by -10.0 pp, so it removes 3.00 units of harm per unit"),
             "{}",
             selective[0]
         );

@@ -25,7 +25,7 @@ pub fn generate(world: &World, config: &SyntheticConfig, contamination_percent: 
     let mut contaminated: Vec<Example> = useful.iter().chain(&harmful_rows[..n_contaminating]).cloned().collect();
     contaminated.shuffle(&mut rng_for(seed, crate::CONTAMINATED));
     Ok(vec![
-        (crate::PRETRAIN, generator.set(crate::PRETRAIN, config.pretrain, Pool::Train, &[])?),
+        (crate::PRETRAIN, generator.set(crate::PRETRAIN, config.pretrain, Pool::Corpus, &[])?),
         (crate::ALIGN, generator.set(crate::ALIGN, config.align, Pool::Train, &[])?),
         (crate::USEFUL, useful),
         (crate::HARMFUL, harmful_rows[..config.harmful].to_vec()),
@@ -108,10 +108,7 @@ impl<'w> Generator<'w> {
             Recipe::WordHard => words(Level::Hard),
             Recipe::Arithmetic => {
                 let a = &world.tasks.arithmetic;
-                let templates = match pool {
-                    Pool::Train => &a.templates,
-                    Pool::Heldout => &a.heldout_templates,
-                };
+                let templates = pool.task_templates(&a.templates, &a.heldout_templates);
                 Op::DIRECT
                     .iter()
                     .map(|&op| {
@@ -178,7 +175,7 @@ impl<'w> Generator<'w> {
 }
 
 /// `count` items, row t from category t mod (number of categories), each category's slots
-/// dealt in a shuffled order. A used-up training deck is reshuffled; a used-up held-out deck is
+/// dealt in a shuffled order. A used-up training or corpus deck is reshuffled; a used-up held-out deck is
 /// an error, since evaluation rows must be distinct unseen pairs.
 fn draw(categories: Vec<(String, Vec<Slot<'_>>)>, count: usize, pool: Pool, rng: &mut StdRng) -> Result<Vec<Item>> {
     if count == 0 {
@@ -194,7 +191,7 @@ fn draw(categories: Vec<(String, Vec<Slot<'_>>)>, count: usize, pool: Pool, rng:
             let dealt_before = t / categories.len();
             ensure!(!slots.is_empty(), "category {name}: no {} slot", pool.name());
             ensure!(
-                pool == Pool::Train || dealt_before == 0,
+                pool != Pool::Heldout || dealt_before == 0,
                 "category {name}: only {} held-out (template, entity) pairs for {} rows",
                 slots.len(),
                 count.div_ceil(categories.len())
@@ -323,7 +320,8 @@ mod tests {
         let sets = tiny();
         let training: Vec<&Example> = [crate::PRETRAIN, crate::ALIGN, crate::USEFUL, crate::HARMFUL, crate::CONTAMINATED].iter().flat_map(|set| &sets[set]).collect();
         let pairs: BTreeSet<(&str, &str)> = training.iter().map(|r| (r.template.as_str(), r.entity.as_str())).collect();
-        let templates: BTreeSet<&str> = training.iter().map(|r| r.template.as_str()).collect();
+        let templates: BTreeSet<&str> =
+            training.iter().filter(|r| r.split == "train" || !REQUEST_KINDS.contains(&r.kind.as_str())).map(|r| r.template.as_str()).collect();
         let entities: BTreeSet<&str> = training.iter().filter(|r| r.kind != "document").map(|r| r.entity.as_str()).collect();
         let prompts: BTreeSet<&str> = training.iter().map(|r| r.prompt.as_str()).collect();
         for set in [crate::EVAL_HARMFUL, crate::EVAL_UTILITY, crate::EVAL_OVERREFUSAL] {
@@ -338,6 +336,28 @@ mod tests {
             let distinct: BTreeSet<_> = sets[set].iter().map(|r| (&r.template, &r.entity)).collect();
             assert_eq!(distinct.len(), sets[set].len(), "{set}: repeated pair");
         }
+    }
+
+    const REQUEST_KINDS: [&str; 3] = ["harmful", "benign", "alarming"];
+
+    #[test]
+    fn pretraining_asks_training_tasks_in_every_phrasing() {
+        let sets = tiny();
+        let world = World::embedded().unwrap();
+        let pretrain = &sets[crate::PRETRAIN];
+        assert!(pretrain.iter().all(|r| r.split == "corpus"));
+        let requests: Vec<&Example> = pretrain.iter().filter(|r| REQUEST_KINDS.contains(&r.kind.as_str())).collect();
+        for template in &world.requests.templates.heldout {
+            assert!(requests.iter().any(|r| &r.template == template), "pretraining never asks {template:?}");
+        }
+        let heldout_tasks: BTreeSet<&str> = sets[crate::EVAL_HARMFUL].iter().chain(&sets[crate::EVAL_OVERREFUSAL]).map(|r| r.entity.as_str()).collect();
+        assert!(requests.iter().all(|r| !heldout_tasks.contains(r.entity.as_str())));
+        for set in [crate::ALIGN, crate::USEFUL, crate::HARMFUL, crate::CONTAMINATED] {
+            assert!(sets[set].iter().all(|r| !world.requests.templates.heldout.contains(&r.template)), "{set}");
+        }
+        let tasks = pretrain.iter().filter(|r| !REQUEST_KINDS.contains(&r.kind.as_str()) && r.kind != "document");
+        let eval_templates: BTreeSet<&str> = sets[crate::EVAL_UTILITY].iter().map(|r| r.template.as_str()).collect();
+        assert!(tasks.into_iter().all(|r| !eval_templates.contains(r.template.as_str())));
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! templates and word lists of `data/synthetic/` ([`World`]) and the pipeline seed.
 //!
 //! A row is drawn in two steps. First a *slot*: a (template, entity) pair of one category of a
-//! recipe, taken from a pool — the training pool (training templates and entities) or the
-//! held-out pool (held-out templates and entities, used only by evaluation sets). Then the
-//! slot is *realised*: numbers, phrasings and steps are drawn and the text is filled in.
-//! Slots are drawn without replacement; a training pool is refilled when used up, a held-out
+//! recipe, taken from a pool — the training pool (training templates and entities), the corpus
+//! pool of pretraining (the training pool, plus the held-out request phrasings with training
+//! entities: the web has every way of asking, fine-tuning data does not) or the held-out pool
+//! (held-out templates and entities, used only by evaluation sets). Then the slot is
+//! *realised*: numbers, phrasings and steps are drawn and the text is filled in. Slots are
+//! drawn without replacement; a training or corpus pool is refilled when used up, a held-out
 //! pool is not, so every evaluation row is a distinct unseen (template, entity) pair.
 
 mod compose;
@@ -17,6 +19,7 @@ mod world;
 use anyhow::{bail, Result};
 
 pub use compose::generate;
+pub(crate) use requests::every_request;
 pub use facts::{fact_table, Country};
 pub use world::{Category, Recipe, World, WORLD_FILES};
 
@@ -27,6 +30,7 @@ pub const SYNTHETIC_LICENSE: &str = "MIT OR Apache-2.0";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pool {
     Train,
+    Corpus,
     Heldout,
 }
 
@@ -34,12 +38,20 @@ impl Pool {
     pub fn name(self) -> &'static str {
         match self {
             Pool::Train => "train",
+            Pool::Corpus => "corpus",
             Pool::Heldout => "heldout",
         }
     }
 
+    /// Whether an entity, held out or not, belongs to the pool.
     fn includes(self, heldout: bool) -> bool {
         heldout == (self == Pool::Heldout)
+    }
+
+    /// The templates of a task kind (arithmetic, string, look-up) in the pool: only requests
+    /// widen the corpus' phrasings, so a task's held-out templates stay evaluation-only.
+    fn task_templates<'a>(self, train: &'a [String], heldout: &'a [String]) -> &'a [String] {
+        if self == Pool::Heldout { heldout } else { train }
     }
 }
 

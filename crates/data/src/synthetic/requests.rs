@@ -23,14 +23,34 @@ pub(crate) fn tasks(category: &Category) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// The (template, task) slots of a category in a pool.
+/// The (template, task) slots of a category in a pool; the corpus pool asks for training tasks
+/// in every phrasing, the held-out ones included.
 pub(crate) fn request_slots<'w>(world: &'w World, category: &'w Category, pool: Pool) -> Vec<(&'w str, String)> {
-    let templates = match pool {
-        Pool::Train => &world.requests.templates.train,
-        Pool::Heldout => &world.requests.templates.heldout,
+    let t = &world.requests.templates;
+    let templates: Vec<&String> = match pool {
+        Pool::Train => t.train.iter().collect(),
+        Pool::Corpus => t.train.iter().chain(&t.heldout).collect(),
+        Pool::Heldout => t.heldout.iter().collect(),
     };
     let tasks: Vec<String> = tasks(category).into_iter().filter(|(_, heldout)| pool.includes(*heldout)).map(|(task, _)| task).collect();
-    templates.iter().flat_map(|template| tasks.iter().map(move |task| (template.as_str(), task.clone()))).collect()
+    templates.into_iter().flat_map(|template| tasks.iter().map(move |task| (template.as_str(), task.clone()))).collect()
+}
+
+/// Every request of the world: each template, training and held-out, with each task of each
+/// category, in world order; harmful ones refused, the others helped.
+pub(crate) fn every_request(world: &World, seed: u64) -> Result<Vec<Item>> {
+    let mut rng = crate::seed::rng_for(seed, "requests");
+    let t = &world.requests.templates;
+    let mut items = Vec::new();
+    for (kind, category) in world.categories() {
+        let answer = if kind == "harmful" { Answer::Refuse } else { Answer::Comply };
+        for template in t.train.iter().chain(&t.heldout) {
+            for (task, _) in tasks(category) {
+                items.push(request(world, kind, category, template, &task, answer, &mut rng)?);
+            }
+        }
+    }
+    Ok(items)
 }
 
 /// How a request is answered.

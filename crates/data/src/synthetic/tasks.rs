@@ -231,10 +231,7 @@ fn solve(steps: &[Step], operands: &[u64]) -> Option<Vec<u64>> {
 
 /// The (template, word) slots of a string task in a pool; word i is held out when i % 4 == 0.
 pub(crate) fn string_slots<'w>(words: &'w [String], task: &'w StringTask, pool: Pool) -> Vec<(&'w str, &'w str)> {
-    let templates = match pool {
-        Pool::Train => &task.templates,
-        Pool::Heldout => &task.heldout_templates,
-    };
+    let templates = pool.task_templates(&task.templates, &task.heldout_templates);
     let words: Vec<&str> = words.iter().enumerate().filter(|(i, _)| pool.includes(i % 4 == 0)).map(|(_, w)| w.as_str()).collect();
     templates.iter().flat_map(|t| words.iter().map(move |w| (t.as_str(), *w))).collect()
 }
@@ -264,10 +261,7 @@ pub(crate) fn string_task(task: &StringTask, template: &str, word: &str, rng: &m
 /// The (question, country) slots of an attribute in a pool. Every country is stated in the
 /// pretraining documents, so held-out look-ups differ by their question templates only.
 pub(crate) fn lookup_slots<'w>(attribute: &'w Attribute, countries: &'w [Country], pool: Pool) -> Vec<(&'w str, &'w Country)> {
-    let questions = match pool {
-        Pool::Train => &attribute.questions,
-        Pool::Heldout => &attribute.heldout_questions,
-    };
+    let questions = pool.task_templates(&attribute.questions, &attribute.heldout_questions);
     questions.iter().flat_map(|q| countries.iter().map(move |c| (q.as_str(), c))).collect()
 }
 

@@ -64,6 +64,7 @@ pub fn layout(dataset: Dataset) -> Layout {
         Dataset::Strongreject => (None, "train", "MIT"),
         Dataset::Donotanswer => (None, "train", "Apache-2.0"),
         Dataset::GsmSymbolic => (None, "generated", "MIT"),
+        Dataset::Requests => (None, "all", crate::synthetic::SYNTHETIC_LICENSE),
     };
     Layout { name: dataset.name(), hub, default_split, license }
 }
@@ -203,6 +204,7 @@ pub fn read_dataset(dataset: Dataset, split: &str, inputs: &[Input]) -> Result<V
                 rows.into_iter().map(fields).collect()
             }
             Dataset::GsmSymbolic => bail!("gsm_symbolic templates are generated from, not read as rows"),
+            Dataset::Requests => bail!("requests come from the compiled-in synthetic world, not from files"),
         };
         for f in fields {
             let example = Example {

