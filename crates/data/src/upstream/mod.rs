@@ -24,8 +24,10 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use entangle_artifacts::Example;
 use entangle_checkpoint::HubSettings;
+use entangle_eval::keyword::is_refusal;
 use entangle_pipeline::{DataConfig, Dataset, Respond, SourceConfig};
 use rand::seq::SliceRandom;
+use tracing::info;
 
 pub use datasets::{layout, read_dataset, split_files, Layout, Row, BEAVERTAILS_CATEGORIES};
 pub use formats::{read_rows, Input};
@@ -203,17 +205,17 @@ pub fn upstream_sets(
     let mut sets: Vec<(&'static str, Vec<Example>)> = Vec::new();
     let mut harmful_selection = None;
     for ((set, source), files) in sources.into_iter().zip(files) {
-        let mut selected = selection(set, source, files, seed)?;
-        let rows = if set == crate::HARMFUL {
+        let selected = selection(set, source, files, seed)?;
+        let mut wanted = source.take.unwrap_or(selected.len());
+        if set == crate::HARMFUL {
             let useful = sets.iter().find(|(s, _)| *s == crate::USEFUL).map_or(0, |(_, rows)| rows.len());
-            let needed = source.take.unwrap_or(selected.len()).max(contaminating_rows(config.contamination_percent, useful));
-            selected.truncate(needed);
-            let responded = respond(set, source, selected, seed, responder)?;
-            harmful_selection = Some(responded.clone());
-            take(set, source, responded)?
-        } else {
-            respond(set, source, take(set, source, selected)?, seed, responder)?
-        };
+            wanted = wanted.max(contaminating_rows(config.contamination_percent, useful).min(selected.len()));
+        }
+        let mut rows = responded(set, source, selected, wanted, seed, responder)?;
+        if set == crate::HARMFUL {
+            harmful_selection = Some(rows.clone());
+            rows = take(set, source, rows)?;
+        }
         match sets.iter_mut().find(|(s, _)| *s == set) {
             Some((_, parts)) => parts.extend(rows),
             None => sets.push((set, rows)),
@@ -233,19 +235,60 @@ pub fn upstream_sets(
     Ok(sets)
 }
 
-/// Rows with the responses their source asks for.
-fn respond(set: &str, source: &SourceConfig, mut rows: Vec<Example>, seed: u64, responder: &mut Responder) -> Result<Vec<Example>> {
+/// The first `wanted` rows of a selection with the responses their source asks for. With
+/// `respond = "model"`, a row whose generated response the keyword judge calls a refusal is
+/// dropped and the next row of the selection answered in its place, so that `harmful` holds
+/// compliant answers and `align`'s benign part helpful ones.
+fn responded(
+    set: &str,
+    source: &SourceConfig,
+    mut selection: Vec<Example>,
+    wanted: usize,
+    seed: u64,
+    responder: &mut Responder,
+) -> Result<Vec<Example>> {
+    let available = selection.len();
+    ensure!(available >= wanted, "data.{set}: {wanted} rows requested but the selection has only {available}");
     match source.respond {
         Respond::Source => {}
-        Respond::Refuse => rows.iter_mut().for_each(|row| row.response = refusals::refusal(seed, set, &row.id)),
-        Respond::Model => {
-            let prompts: Vec<String> = rows.iter().map(|row| row.prompt.clone()).collect();
-            let responses = responder(&prompts).with_context(|| format!("data.{set}: generating responses"))?;
-            ensure!(responses.len() == rows.len(), "data.{set}: {} responses for {} prompts", responses.len(), rows.len());
-            rows.iter_mut().zip(responses).for_each(|(row, response)| row.response = response);
+        Respond::Refuse => selection.iter_mut().for_each(|row| row.response = refusals::refusal(seed, set, &row.id)),
+        Respond::Model => return answered(set, selection, wanted, responder),
+    }
+    selection.truncate(wanted);
+    Ok(selection)
+}
+
+/// `wanted` rows of `selection` answered by the responder without a refusal, in selection order.
+fn answered(set: &str, selection: Vec<Example>, wanted: usize, responder: &mut Responder) -> Result<Vec<Example>> {
+    let available = selection.len();
+    let mut rows = selection.into_iter();
+    let mut kept: Vec<Example> = Vec::with_capacity(wanted);
+    let mut refused = 0;
+    while kept.len() < wanted {
+        let batch: Vec<Example> = rows.by_ref().take(wanted - kept.len()).collect();
+        if batch.is_empty() {
+            bail!(
+                "data.{set}: {wanted} rows requested, but the [data.respond] model refused {refused} of the {available} \
+                 selected prompts and answered only {}",
+                kept.len()
+            );
+        }
+        let prompts: Vec<String> = batch.iter().map(|row| row.prompt.clone()).collect();
+        let responses = responder(&prompts).with_context(|| format!("data.{set}: generating responses"))?;
+        ensure!(responses.len() == batch.len(), "data.{set}: {} responses for {} prompts", responses.len(), batch.len());
+        for (mut row, response) in batch.into_iter().zip(responses) {
+            if is_refusal(&response) {
+                refused += 1;
+            } else {
+                row.response = response;
+                kept.push(row);
+            }
         }
     }
-    Ok(rows)
+    if refused > 0 {
+        info!(refused, kept = kept.len(), "data.{set}: dropped prompts the [data.respond] model refused");
+    }
+    Ok(kept)
 }
 
 /// round(p/100 · |useful|): the harmful rows mixed into `contaminated`.
@@ -747,6 +790,31 @@ mod tests {
         let files = [&files[..1], &files[..1], &files[2..]].concat();
         let err = upstream_sets(&twice, &files, 7, &mut |p: &[String]| Ok(p.to_vec())).unwrap_err().to_string();
         assert!(err.starts_with("data.align: row advbench-000000 is selected by two parts"), "{err}");
+    }
+
+    #[test]
+    fn prompts_the_model_refuses_are_replaced_by_the_next_ones() {
+        let (mut harmful, files) = beavertails_source();
+        harmful.take = Some(2);
+        harmful.respond = Respond::Model;
+        let config = DataConfig { kind: entangle_pipeline::DataKind::Upstream, harmful: Some(harmful), ..DataConfig::default() };
+        let files = vec![files];
+        let mut asked = Vec::new();
+        let mut refuse_the_shed = |prompts: &[String]| {
+            asked.push(prompts.len());
+            Ok(prompts.iter().map(|p| if p.contains("shed") { "I'm sorry, I can't.".to_owned() } else { format!("Sure: {p}") }).collect())
+        };
+        let sets = upstream_sets(&config, &files, 7, &mut refuse_the_shed).unwrap();
+        let rows = &sets[0].1;
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["beavertails-000001", "beavertails-000002"], "row 0 asks about the shed and is refused");
+        assert!(rows.iter().all(|r| r.response == format!("Sure: {}", r.prompt)));
+        assert_eq!(asked, [2, 1]);
+        let mut too_many = config.clone();
+        too_many.harmful.as_mut().unwrap().take = Some(4);
+        let mut refuse_all = |prompts: &[String]| Ok(vec!["I cannot help with that.".to_owned(); prompts.len()]);
+        let err = upstream_sets(&too_many, &files, 7, &mut refuse_all).unwrap_err().to_string();
+        assert_eq!(err, "data.harmful: 4 rows requested, but the [data.respond] model refused 4 of the 4 selected prompts and answered only 0");
     }
 
     fn contaminated_error(useful: &[Example]) -> String {
