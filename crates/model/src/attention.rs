@@ -41,34 +41,17 @@ pub fn attention_mask(
 /// Softmax attention of `queries` (`[batch, heads, new, head_dim]`) over `keys` and `values`
 /// (`[batch, kv_heads, positions, head_dim]`; each key/value head serves `heads / kv_heads`
 /// query heads) with scale 1/√head_dim, under `mask` from [`attention_mask`] or causally when
-/// it is `None`. Returns `[batch, new, heads * head_dim]`.
+/// it is `None`. Returns `[batch, new, heads * head_dim]`. Grouped key/value heads go to
+/// libtorch's attention as they are (`enable_gqa`) rather than repeated per query head as
+/// transformers' `repeat_kv` does, which saves copying every cached key and value at each step.
 pub fn attend(queries: &Tensor, keys: &Tensor, values: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     let [batch, heads, new, head_dim] = queries.size()[..] else {
         anyhow::bail!("attention queries must be 4-d, got {:?}", queries.size());
     };
     let groups = heads / keys.size()[1];
-    let keys = repeat_kv(keys, groups)?;
-    let values = repeat_kv(values, groups)?;
-    let out = Tensor::f_scaled_dot_product_attention(queries, &keys, &values, mask, 0.0, mask.is_none(), None, false)
+    let out = Tensor::f_scaled_dot_product_attention(queries, keys, values, mask, 0.0, mask.is_none(), None, groups > 1)
         .context("scaled dot-product attention")?;
     out.f_transpose(1, 2)?.f_reshape([batch, new, heads * head_dim]).context("merging attention heads")
-}
-
-/// Each key/value head repeated `groups` times along the head dimension, as transformers'
-/// `repeat_kv`.
-fn repeat_kv(x: &Tensor, groups: i64) -> Result<Tensor> {
-    if groups == 1 {
-        return Ok(x.shallow_clone());
-    }
-    let [batch, kv_heads, positions, head_dim] = x.size()[..] else {
-        anyhow::bail!("keys and values must be 4-d, got {:?}", x.size());
-    };
-    Ok(x.f_unsqueeze(2)?.f_expand([batch, kv_heads, groups, positions, head_dim], false)?.f_reshape([
-        batch,
-        kv_heads * groups,
-        positions,
-        head_dim,
-    ])?)
 }
 
 #[cfg(test)]

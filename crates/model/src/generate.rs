@@ -153,6 +153,7 @@ fn decode_loop(
     let sequences: Vec<Vec<u32>> = indices.iter().map(|&i| prompts[i].clone()).collect();
     let batch = Batch::left_padded(&sequences, tokenizer.pad_token_id(), device)?;
     let mut cache = model.new_cache();
+    cache.reserve(batch.input_ids.size()[1] + options.max_new_tokens as i64);
     let mut mask = batch.attention_mask.shallow_clone();
     let mut logits = model.forward(&batch.input(Logits::Last, false), Some(&mut cache))?.logits;
     // Batch row j holds rows[active[j]].
