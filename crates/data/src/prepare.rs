@@ -116,9 +116,7 @@ impl ModelResponder<'_> {
             }
         };
         let format = PromptFormat::from(self.pipeline.prompt.format);
-        let mut options = GenerateOptions::greedy(config.max_new_tokens, &loaded.tokenizer);
-        options.stop_strings = format.stop_strings();
-        options.batch_size = config.batch_size;
+        let options = GenerateOptions::greedy_in(format, config.max_new_tokens, config.batch_size, &loaded.tokenizer);
         let generated = generated_texts(loaded, prompts, format, &options)?;
         Ok(generated.into_iter().map(|g| g.response.trim().to_owned()).collect())
     }
@@ -281,8 +279,7 @@ mod tests {
         let answered: Vec<&Example> = align.iter().filter(|row| row.source == "gsm8k").collect();
         let prompts: Vec<String> = answered.iter().map(|row| row.prompt.clone()).collect();
         let loaded = entangle_models::load(&model.display().to_string(), Placement::cpu()).unwrap();
-        let mut options = GenerateOptions::greedy(5, &loaded.tokenizer);
-        options.stop_strings = PromptFormat::Instruction.stop_strings();
+        let options = GenerateOptions::greedy_in(PromptFormat::Instruction, 5, 16, &loaded.tokenizer);
         let expected = generated_texts(&loaded, &prompts, PromptFormat::Instruction, &options).unwrap();
         let responses: Vec<&str> = answered.iter().map(|row| row.response.as_str()).collect();
         assert_eq!(responses, expected.iter().map(|g| g.response.trim()).collect::<Vec<_>>());

@@ -214,10 +214,7 @@ fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
 /// How every benchmark generates: greedily, up to `[eval] max_new_tokens`, `[eval] batch_size`
 /// prompts at a time, stopping at EOS and at the prompt format's stop strings.
 pub fn generate_options(eval: &EvalConfig, format: PromptFormat, tokenizer: &Tokenizer) -> GenerateOptions {
-    let mut options = GenerateOptions::greedy(eval.max_new_tokens, tokenizer);
-    options.stop_strings = format.stop_strings();
-    options.batch_size = eval.batch_size;
-    options
+    GenerateOptions::greedy_in(format, eval.max_new_tokens, eval.batch_size, tokenizer)
 }
 
 /// Adds the LLM and model judges' verdicts to the harmful benchmark's rows, when configured.

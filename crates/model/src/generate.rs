@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use tch::{Kind, Tensor};
 
-use crate::{position_ids, Batch, CausalLm, ForwardInput, Logits, Tokenizer};
+use crate::{position_ids, Batch, CausalLm, ForwardInput, Logits, PromptFormat, Tokenizer};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +42,13 @@ impl GenerateOptions {
             eos_token_ids: tokenizer.eos_token_ids().to_vec(),
             batch_size: 8,
         }
+    }
+
+    /// Greedy decoding as the stages run it on prompts rendered in `format`: up to
+    /// `max_new_tokens`, `batch_size` prompts together, stopping at the tokenizer's EOS ids and
+    /// the format's stop strings.
+    pub fn greedy_in(format: PromptFormat, max_new_tokens: usize, batch_size: usize, tokenizer: &Tokenizer) -> GenerateOptions {
+        GenerateOptions { stop_strings: format.stop_strings(), batch_size, ..GenerateOptions::greedy(max_new_tokens, tokenizer) }
     }
 }
 
