@@ -62,7 +62,7 @@ pub fn eval(options: &EvalOptions) -> Result<EvalResult> {
     let instructions: Vec<String> = read_field(&options.instructions, "instructions")?;
     let format = PromptFormat::Instruction;
     let config = EvalConfig { max_new_tokens: options.max_new_tokens, batch_size: options.batch_size, ..EvalConfig::default() };
-    let generation = entangle_eval::generate_options(&config, format, tokenizer);
+    let generation = entangle_eval::generate_options(&config, "harmful", format, tokenizer);
     let prompts = instructions.iter().map(|text| format.encode(tokenizer, text)).collect::<Result<Vec<_>>>()?;
     write_settings(&options.settings_out, &Settings {
         prompt_ids: &prompts,

@@ -166,7 +166,6 @@ fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
     let Loaded { model, tokenizer } = load(context.run, context.pipeline, spec, context.registry, context.placement)?;
     let eval = &context.pipeline.eval;
     let format = PromptFormat::from(context.pipeline.prompt.format);
-    let options = generate_options(eval, format, &tokenizer);
     let shots = utility_shots(context.run, eval.utility_shots)?;
     let mut rows = Vec::new();
     for benchmark in &context.benchmarks {
@@ -177,6 +176,7 @@ fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
             .collect();
         let prompts = instructions.iter().map(|text| format.encode(&tokenizer, text)).collect::<Result<Vec<_>>>()?;
         let progress = ProgressBar::new(prompts.len() as u64).with_message(format!("{} {}", spec.name(), benchmark.name));
+        let options = generate_options(eval, benchmark.name, format, &tokenizer);
         let generations = generate(model.as_ref(), &tokenizer, &prompts, &options, &progress)?;
         progress.finish_and_clear();
         let nll = if benchmark.name == "utility" {
@@ -211,10 +211,10 @@ fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
     Ok(rows)
 }
 
-/// How every benchmark generates: greedily, up to `[eval] max_new_tokens`, `[eval] batch_size`
+/// How `benchmark` generates: greedily, up to its `[eval]` new-token limit, `[eval] batch_size`
 /// prompts at a time, stopping at EOS and at the prompt format's stop strings.
-pub fn generate_options(eval: &EvalConfig, format: PromptFormat, tokenizer: &Tokenizer) -> GenerateOptions {
-    GenerateOptions::greedy_in(format, eval.max_new_tokens, eval.batch_size, tokenizer)
+pub fn generate_options(eval: &EvalConfig, benchmark: &str, format: PromptFormat, tokenizer: &Tokenizer) -> GenerateOptions {
+    GenerateOptions::greedy_in(format, eval.max_new_tokens_of(benchmark), eval.batch_size, tokenizer)
 }
 
 /// Adds the LLM and model judges' verdicts to the harmful benchmark's rows, when configured.

@@ -27,6 +27,9 @@ pub struct EvalConfig {
     pub merges: bool,
     /// Greedy decoding stops after this many new tokens (or at EOS or a prompt-format marker).
     pub max_new_tokens: usize,
+    /// The same limit for the utility benchmark alone (`max_new_tokens` when unset): a worked
+    /// answer needs more tokens than a refusal or a compliance needs to show itself.
+    pub utility_max_new_tokens: Option<usize>,
     /// Prompts generated together.
     pub batch_size: usize,
     /// Judges of the harmful benchmark; the keyword judge always runs.
@@ -39,12 +42,23 @@ pub struct EvalConfig {
     pub guard: Option<ModelJudgeConfig>,
 }
 
+impl EvalConfig {
+    /// The new-token limit of `benchmark` (`harmful`, `utility` or `overrefusal`).
+    pub fn max_new_tokens_of(&self, benchmark: &str) -> usize {
+        match (benchmark, self.utility_max_new_tokens) {
+            ("utility", Some(limit)) => limit,
+            _ => self.max_new_tokens,
+        }
+    }
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig {
             checkpoints: Vec::new(),
             merges: true,
             max_new_tokens: 512,
+            utility_max_new_tokens: None,
             batch_size: 16,
             judges: vec![JudgeKind::Keyword],
             utility_shots: 1,
@@ -115,4 +129,17 @@ fn default_unsafe_word() -> String {
 }
 fn default_max_new_tokens_guard() -> usize {
     10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_utility_limit_applies_to_the_utility_benchmark_alone() {
+        let eval: EvalConfig = toml::from_str("max_new_tokens = 64\nutility_max_new_tokens = 256\n").unwrap();
+        assert_eq!(["harmful", "utility", "overrefusal"].map(|b| eval.max_new_tokens_of(b)), [64, 256, 64]);
+        let eval: EvalConfig = toml::from_str("max_new_tokens = 64\n").unwrap();
+        assert_eq!(eval.max_new_tokens_of("utility"), 64);
+    }
 }
