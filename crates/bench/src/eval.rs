@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use entangle_eval::keyword::{is_refusal, REFUSAL_PHRASES};
 use entangle_model::{generate, GenerateOptions, PromptFormat};
-use entangle_pipeline::EvalConfig;
+use entangle_pipeline::{Benchmark, EvalConfig};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -62,7 +62,7 @@ pub fn eval(options: &EvalOptions) -> Result<EvalResult> {
     let instructions: Vec<String> = read_field(&options.instructions, "instructions")?;
     let format = PromptFormat::Instruction;
     let config = EvalConfig { max_new_tokens: options.max_new_tokens, batch_size: options.batch_size, ..EvalConfig::default() };
-    let generation = entangle_eval::generate_options(&config, "harmful", format, tokenizer);
+    let generation = entangle_eval::generate_options(&config, Benchmark::Harmful, format, tokenizer);
     let prompts = instructions.iter().map(|text| format.encode(tokenizer, text)).collect::<Result<Vec<_>>>()?;
     write_settings(&options.settings_out, &Settings {
         prompt_ids: &prompts,

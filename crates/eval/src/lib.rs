@@ -31,4 +31,4 @@ mod run;
 pub mod stats;
 pub mod summary;
 
-pub use run::{generate_options, run, BENCHMARKS};
+pub use run::{generate_options, run};

@@ -15,7 +15,7 @@ use entangle_artifacts::{
     config_hash, read_table, stamp_inputs, write_table, EvalResponse, EvalSummary, Example, Manifest, RunDir, StageEntry,
 };
 use entangle_model::{generate, response_nll, GenerateOptions, Placement, PromptFormat, Registry, Tokenizer};
-use entangle_pipeline::{EvalConfig, JudgeKind, Pipeline};
+use entangle_pipeline::{Benchmark, EvalConfig, JudgeKind, Pipeline};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -25,9 +25,6 @@ use crate::guard::Guard;
 use crate::keyword::is_refusal;
 use crate::llm::LlmJudge;
 use crate::summary::summarise;
-
-/// The benchmarks, by the data set each reads.
-pub const BENCHMARKS: &[(&str, &str)] = &[("harmful", "eval_harmful"), ("utility", "eval_utility"), ("overrefusal", "eval_overrefusal")];
 
 /// Evaluates `checkpoints` (all the pipeline's when empty) of `run`. The stage is recorded in
 /// the manifest only for the full default list; `force` re-evaluates checkpoints that have rows.
@@ -88,7 +85,7 @@ struct EvalKey<'a> {
 
 /// The run's benchmark data sets that exist.
 fn benchmark_paths(run: &RunDir) -> Vec<PathBuf> {
-    BENCHMARKS.iter().map(|(_, set)| run.data_set(set)).filter(|p| p.exists()).collect()
+    Benchmark::ALL.iter().map(|b| run.data_set(b.data_set())).filter(|p| p.exists()).collect()
 }
 
 /// The run's model directories the evaluated checkpoints are made of, those that exist.
@@ -103,8 +100,8 @@ fn model_paths(run: &RunDir, pipeline: &Pipeline) -> Vec<PathBuf> {
 }
 
 /// One benchmark's items.
-struct Benchmark {
-    name: &'static str,
+struct Items {
+    benchmark: Benchmark,
     items: Vec<Example>,
 }
 
@@ -113,21 +110,21 @@ struct Stage<'a> {
     pipeline: &'a Pipeline,
     registry: &'a Registry,
     placement: Placement,
-    benchmarks: Vec<Benchmark>,
+    benchmarks: Vec<Items>,
 }
 
 /// The benchmarks whose data sets the run has, each cut to `[eval] limit`.
-fn benchmarks(run: &RunDir, pipeline: &Pipeline) -> Result<Vec<Benchmark>> {
+fn benchmarks(run: &RunDir, pipeline: &Pipeline) -> Result<Vec<Items>> {
     let mut out = Vec::new();
-    for (name, set) in BENCHMARKS {
-        let path = run.data_set(set);
+    for benchmark in Benchmark::ALL {
+        let path = run.data_set(benchmark.data_set());
         if !path.exists() {
-            tracing::warn!("no {} in the run: the {name} benchmark is skipped", path.display());
+            tracing::warn!("no {} in the run: the {} benchmark is skipped", path.display(), benchmark.name());
             continue;
         }
         let mut items: Vec<Example> = read_table(&path)?;
         items.truncate(pipeline.eval.limit.unwrap_or(usize::MAX));
-        out.push(Benchmark { name, items });
+        out.push(Items { benchmark, items });
     }
     anyhow::ensure!(!out.is_empty(), "the run has none of the benchmark data sets (eval_harmful, eval_utility, eval_overrefusal)");
     Ok(out)
@@ -168,29 +165,27 @@ fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
     let format = PromptFormat::from(context.pipeline.prompt.format);
     let shots = utility_shots(context.run, eval.utility_shots)?;
     let mut rows = Vec::new();
-    for benchmark in &context.benchmarks {
-        let instructions: Vec<String> = benchmark
-            .items
-            .iter()
-            .map(|item| if benchmark.name == "utility" { with_shots(&shots, &item.prompt) } else { item.prompt.clone() })
-            .collect();
+    for Items { benchmark, items } in &context.benchmarks {
+        let utility = *benchmark == Benchmark::Utility;
+        let instructions: Vec<String> =
+            items.iter().map(|item| if utility { with_shots(&shots, &item.prompt) } else { item.prompt.clone() }).collect();
         let prompts = instructions.iter().map(|text| format.encode(&tokenizer, text)).collect::<Result<Vec<_>>>()?;
-        let progress = ProgressBar::new(prompts.len() as u64).with_message(format!("{} {}", spec.name(), benchmark.name));
-        let options = generate_options(eval, benchmark.name, format, &tokenizer);
+        let progress = ProgressBar::new(prompts.len() as u64).with_message(format!("{} {}", spec.name(), benchmark.name()));
+        let options = generate_options(eval, *benchmark, format, &tokenizer);
         let generations = generate(model.as_ref(), &tokenizer, &prompts, &options, &progress)?;
         progress.finish_and_clear();
-        let nll = if benchmark.name == "utility" {
-            let pairs: Vec<(&str, &str)> = benchmark.items.iter().zip(&instructions).map(|(item, text)| (text.as_str(), item.response.as_str())).collect();
+        let nll = if utility {
+            let pairs: Vec<(&str, &str)> = items.iter().zip(&instructions).map(|(item, text)| (text.as_str(), item.response.as_str())).collect();
             Some(response_nll(model.as_ref(), &tokenizer, format, &pairs, eval.batch_size)?)
         } else {
             None
         };
-        for (i, (item, generation)) in benchmark.items.iter().zip(&generations).enumerate() {
+        for (i, (item, generation)) in items.iter().zip(&generations).enumerate() {
             let reference = item.answer.as_deref();
             let score = |extract: fn(&str) -> Option<String>| reference.map(|r| extract(&generation.text).is_some_and(|a| answers_match(&a, r)));
             rows.push(EvalResponse {
                 checkpoint: spec.name(),
-                benchmark: benchmark.name.to_owned(),
+                benchmark: benchmark.name().to_owned(),
                 item: item.id.clone(),
                 prompt: item.prompt.clone(),
                 response: generation.text.clone(),
@@ -213,14 +208,14 @@ fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
 
 /// How `benchmark` generates: greedily, up to its `[eval]` new-token limit, `[eval] batch_size`
 /// prompts at a time, stopping at EOS and at the prompt format's stop strings.
-pub fn generate_options(eval: &EvalConfig, benchmark: &str, format: PromptFormat, tokenizer: &Tokenizer) -> GenerateOptions {
+pub fn generate_options(eval: &EvalConfig, benchmark: Benchmark, format: PromptFormat, tokenizer: &Tokenizer) -> GenerateOptions {
     GenerateOptions::greedy_in(format, eval.max_new_tokens_of(benchmark), eval.batch_size, tokenizer)
 }
 
 /// Adds the LLM and model judges' verdicts to the harmful benchmark's rows, when configured.
 fn judge_harmful(context: &Stage, rows: &mut [EvalResponse]) -> Result<()> {
     let eval = &context.pipeline.eval;
-    let harmful: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].benchmark == "harmful").collect();
+    let harmful: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].benchmark == Benchmark::Harmful.name()).collect();
     let pairs: Vec<(String, String)> = harmful.iter().map(|&i| (rows[i].prompt.clone(), rows[i].response.clone())).collect();
     if eval.judges.contains(&JudgeKind::Llm) {
         let config = eval.llm.as_ref().context("[eval] judges lists llm but [eval.llm] is missing")?;

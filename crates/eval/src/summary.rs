@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use entangle_artifacts::{EvalResponse, EvalSummary};
+use entangle_pipeline::Benchmark;
 
 use crate::stats::mean_with_interval;
 
@@ -55,7 +56,7 @@ fn metrics(rows: &[&EvalResponse]) -> BTreeMap<&'static str, Vec<f64>> {
     let indicator = |b: bool| if b { 1.0 } else { 0.0 };
     for row in rows {
         metrics.entry("refusal_rate").or_default().push(indicator(row.refused));
-        if row.benchmark == "harmful" {
+        if row.benchmark == Benchmark::Harmful.name() {
             metrics.entry("attack_success_rate").or_default().push(indicator(!row.refused));
         }
         if let Some(score) = row.score {

@@ -15,6 +15,40 @@ pub enum JudgeKind {
     Model,
 }
 
+/// A benchmark every checkpoint is scored on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Benchmark {
+    /// Harmful requests: refusal rate, attack success rate and the judges' verdicts.
+    Harmful,
+    /// Questions with reference answers: accuracy and the reference answers' NLL.
+    Utility,
+    /// Benign requests with alarming words: over-refusal rate.
+    Overrefusal,
+}
+
+impl Benchmark {
+    /// Every benchmark, in the order they are run and reported.
+    pub const ALL: [Benchmark; 3] = [Benchmark::Harmful, Benchmark::Utility, Benchmark::Overrefusal];
+
+    /// Its name in the `benchmark` column of `eval/responses.parquet` and `eval/summary.parquet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Benchmark::Harmful => "harmful",
+            Benchmark::Utility => "utility",
+            Benchmark::Overrefusal => "overrefusal",
+        }
+    }
+
+    /// The prepared data set it reads (`data/<set>.parquet`).
+    pub fn data_set(self) -> &'static str {
+        match self {
+            Benchmark::Harmful => "eval_harmful",
+            Benchmark::Utility => "eval_utility",
+            Benchmark::Overrefusal => "eval_overrefusal",
+        }
+    }
+}
+
 /// `[eval]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,10 +77,10 @@ pub struct EvalConfig {
 }
 
 impl EvalConfig {
-    /// The new-token limit of `benchmark` (`harmful`, `utility` or `overrefusal`).
-    pub fn max_new_tokens_of(&self, benchmark: &str) -> usize {
+    /// The new-token limit of `benchmark`.
+    pub fn max_new_tokens_of(&self, benchmark: Benchmark) -> usize {
         match (benchmark, self.utility_max_new_tokens) {
-            ("utility", Some(limit)) => limit,
+            (Benchmark::Utility, Some(limit)) => limit,
             _ => self.max_new_tokens,
         }
     }
@@ -138,8 +172,8 @@ mod tests {
     #[test]
     fn the_utility_limit_applies_to_the_utility_benchmark_alone() {
         let eval: EvalConfig = toml::from_str("max_new_tokens = 64\nutility_max_new_tokens = 256\n").unwrap();
-        assert_eq!(["harmful", "utility", "overrefusal"].map(|b| eval.max_new_tokens_of(b)), [64, 256, 64]);
+        assert_eq!(Benchmark::ALL.map(|b| eval.max_new_tokens_of(b)), [64, 256, 64]);
         let eval: EvalConfig = toml::from_str("max_new_tokens = 64\n").unwrap();
-        assert_eq!(eval.max_new_tokens_of("utility"), 64);
+        assert_eq!(eval.max_new_tokens_of(Benchmark::Utility), 64);
     }
 }

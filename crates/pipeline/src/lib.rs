@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use capture::CaptureConfig;
 pub use data::{split_pypi_spec, DataConfig, DataKind, Dataset, Respond, RespondConfig, SourceConfig, SyntheticConfig, TokenizerConfig};
-pub use eval::{EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
+pub use eval::{Benchmark, EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
 pub use import::ImportJob;
 pub use train::{PromptConfig, PromptFormat, Schedule, TrainJob, TrainKind};
 

@@ -3,7 +3,7 @@
 //! findings about alignment, utility and the selectivity of the alignment subspace.
 
 use entangle_artifacts::EvalSummary;
-use entangle_pipeline::Pipeline;
+use entangle_pipeline::{Benchmark, Pipeline};
 
 use crate::document::{Block, Section, Table};
 use crate::figure::{Figure, Marker, Panel, Point, Reference, Series, BLACK, GREY};
@@ -13,7 +13,7 @@ use crate::names::{compare, Checkpoint, Merge};
 /// A metric of the summary table and how the report shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Metric {
-    pub benchmark: &'static str,
+    pub benchmark: Benchmark,
     pub name: &'static str,
     pub label: &'static str,
     /// A share shown as a percentage.
@@ -24,39 +24,39 @@ pub struct Metric {
 }
 
 pub const ATTACK_SUCCESS: Metric = Metric {
-    benchmark: "harmful",
+    benchmark: Benchmark::Harmful,
     name: "attack_success_rate",
     label: "attack success rate",
     percent: true,
     higher_is_more: true,
 };
 pub const MEAN_SCORE: Metric = Metric {
-    benchmark: "harmful",
+    benchmark: Benchmark::Harmful,
     name: "mean_score",
     label: "mean judge score (1-5)",
     percent: false,
     higher_is_more: true,
 };
 pub const GUARD_UNSAFE: Metric = Metric {
-    benchmark: "harmful",
+    benchmark: Benchmark::Harmful,
     name: "guard_unsafe_rate",
     label: "unsafe per guard model",
     percent: true,
     higher_is_more: true,
 };
 pub const REFUSAL: Metric =
-    Metric { benchmark: "harmful", name: "refusal_rate", label: "refusal rate", percent: true, higher_is_more: true };
+    Metric { benchmark: Benchmark::Harmful, name: "refusal_rate", label: "refusal rate", percent: true, higher_is_more: true };
 pub const ACCURACY: Metric =
-    Metric { benchmark: "utility", name: "accuracy", label: "accuracy", percent: true, higher_is_more: true };
+    Metric { benchmark: Benchmark::Utility, name: "accuracy", label: "accuracy", percent: true, higher_is_more: true };
 pub const ANSWER_NLL: Metric = Metric {
-    benchmark: "utility",
+    benchmark: Benchmark::Utility,
     name: "answer_nll",
     label: "answer NLL (nats/token)",
     percent: false,
     higher_is_more: false,
 };
 pub const OVER_REFUSAL: Metric = Metric {
-    benchmark: "overrefusal",
+    benchmark: Benchmark::Overrefusal,
     name: "refusal_rate",
     label: "over-refusal rate",
     percent: true,
@@ -126,14 +126,14 @@ impl Summary<'_> {
     pub fn get(&self, checkpoint: &str, metric: &Metric) -> Option<&EvalSummary> {
         self.rows
             .iter()
-            .find(|r| r.checkpoint == checkpoint && r.benchmark == metric.benchmark && r.metric == metric.name)
+            .find(|r| r.checkpoint == checkpoint && r.benchmark == metric.benchmark.name() && r.metric == metric.name)
     }
 
     /// Every merge that has `metric`, with its row.
     fn merges(&self, metric: &Metric) -> Vec<(Merge, &EvalSummary)> {
         self.rows
             .iter()
-            .filter(|r| r.benchmark == metric.benchmark && r.metric == metric.name)
+            .filter(|r| r.benchmark == metric.benchmark.name() && r.metric == metric.name)
             .filter_map(|r| match Checkpoint::parse(&r.checkpoint) {
                 Checkpoint::Merge(merge) => Some((merge, r)),
                 Checkpoint::Model(_) => None,
@@ -265,7 +265,7 @@ pub fn fraction_figure(summary: &Summary, metric: &Metric) -> Option<Figure> {
         }
     }
     Some(Figure {
-        name: format!("fraction_{}_{}", metric.benchmark, metric.name),
+        name: format!("fraction_{}_{}", metric.benchmark.name(), metric.name),
         title: format!("{} of the merges against the projection fraction", capitalise(metric.label)),
         panels,
         columns: methods.len(),
@@ -401,7 +401,7 @@ pub fn tables_section(summary: Option<&Summary>) -> Section {
          the largest number of items behind the row's metrics."
             .into(),
     ));
-    let benchmarks = ordered(summary.rows.iter().map(|r| r.benchmark.as_str()), &["harmful", "utility", "overrefusal"]);
+    let benchmarks = ordered(summary.rows.iter().map(|r| r.benchmark.as_str()), &Benchmark::ALL.map(Benchmark::name));
     for benchmark in benchmarks {
         let rows: Vec<&EvalSummary> = summary.rows.iter().filter(|r| r.benchmark == benchmark).collect();
         let metrics = ordered(rows.iter().map(|r| r.metric.as_str()), &METRIC_ORDER);
