@@ -84,6 +84,7 @@ impl Stage {
 /// job after the job it starts from), then projection, update overlap, activation capture per
 /// model, evaluation and the report. Imports come first, so every later stage may use them.
 pub fn plan(pipeline: &Pipeline) -> Result<Vec<Stage>> {
+    pipeline.check_analysed_models()?;
     let mut stages = Vec::new();
     for model in pipeline.import.keys() {
         stages.push(Stage::new(format!("import:{model}"), "entangle-import", &["--model", model]));
@@ -266,6 +267,14 @@ models = ["aligned"]
 kind = "sft"
 from = "aligned"
 data = ["useful"]
+[train.harmful]
+kind = "sft"
+from = "aligned"
+data = ["harmful"]
+[train.contaminated]
+kind = "sft"
+from = "aligned"
+data = ["contaminated"]
 [train.aligned]
 kind = "sft"
 from = "base"
@@ -294,7 +303,19 @@ architecture = { model_type = "llama" }
         let names: Vec<String> = stage_names(&options(&[])).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             names,
-            ["prepare", "train:base", "train:aligned", "train:useful", "project", "mso", "capture:aligned", "eval", "report"]
+            [
+                "prepare",
+                "train:base",
+                "train:aligned",
+                "train:contaminated",
+                "train:harmful",
+                "train:useful",
+                "project",
+                "mso",
+                "capture:aligned",
+                "eval",
+                "report"
+            ]
         );
     }
 
@@ -303,7 +324,7 @@ architecture = { model_type = "llama" }
         let stages = stage_names(&options(&["--from", "train:useful"]));
         let forced: Vec<&str> = stages.iter().filter(|(_, f)| *f).map(|(n, _)| n.as_str()).collect();
         assert_eq!(forced, ["train:useful", "project", "mso", "capture:aligned", "eval", "report"]);
-        assert_eq!(stages.len(), 9);
+        assert_eq!(stages.len(), 11);
     }
 
     #[test]

@@ -263,9 +263,7 @@ impl Pipeline {
         for (job, config) in &self.train {
             config.validate(job)?;
             if let Some(from) = &config.from {
-                if !self.has_model(from) {
-                    bail!("train.{job}.from: {from:?} is neither a training job, nor imported, nor listed in [models]");
-                }
+                self.require_model(&format!("train.{job}.from"), from)?;
             }
         }
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
@@ -289,6 +287,30 @@ impl Pipeline {
             bail!("capture.depth_from / depth_to: expected 0 ≤ from ≤ to ≤ 1");
         }
         check_fractions("mso.energy_fractions", &self.mso.energy_fractions, |e| e > 0.0 && e <= 1.0)?;
+        Ok(())
+    }
+
+    /// Checks that the models `[projection]`, `[mso]` and `[capture]` name (or default to) are
+    /// models of the run. Not part of parsing, since a pipeline fragment is valid on its own;
+    /// `cargo xtask reproduce` checks it before the first stage, so that a typo stops the run
+    /// before training rather than after it.
+    pub fn check_analysed_models(&self) -> Result<()> {
+        let (projection, mso) = (&self.projection, &self.mso);
+        let named = [("projection.base", &projection.base), ("projection.aligned", &projection.aligned)]
+            .into_iter()
+            .chain(projection.finetunes.iter().map(|name| ("projection.finetunes", name)))
+            .chain([("mso.reference", &mso.reference), ("mso.useful", &mso.useful), ("mso.harmful", &mso.harmful)])
+            .chain(self.capture.models.iter().map(|name| ("capture.models", name)));
+        for (field, name) in named {
+            self.require_model(field, name)?;
+        }
+        Ok(())
+    }
+
+    fn require_model(&self, field: &str, name: &str) -> Result<()> {
+        if !self.has_model(name) {
+            bail!("{field}: {name:?} is neither a training job, nor imported, nor listed in [models]");
+        }
         Ok(())
     }
 
@@ -390,6 +412,24 @@ mod tests {
         assert!(p.has_model("base") && p.has_model("aligned") && !p.has_model("useful"));
         let run = RunDir::new(Path::new("runs/x"));
         assert_eq!(p.model_reference(&run, "base"), "runs/x/models/base");
+    }
+
+    #[test]
+    fn analysed_models_must_be_models_of_the_run() {
+        let jobs = ["aligned", "useful", "harmful", "contaminated"]
+            .map(|job| format!("[train.{job}]\nkind = \"sft\"\nfrom = \"base\"\ndata = [\"{job}\"]\n"))
+            .concat();
+        let full = format!("name = \"x\"\n[models]\nbase = \"org/base\"\n{jobs}");
+        Pipeline::parse(&full).unwrap().check_analysed_models().unwrap();
+        for (section, needle) in [
+            ("[capture]\nmodels = [\"aligned\", \"usefull\"]", "capture.models: \"usefull\" is neither a training job"),
+            ("[mso]\nharmful = \"harmfull\"", "mso.harmful: \"harmfull\" is neither"),
+            ("[projection]\nbase = \"bsae\"", "projection.base: \"bsae\" is neither"),
+        ] {
+            let pipeline = Pipeline::parse(&format!("{full}{section}")).unwrap();
+            let err = pipeline.check_analysed_models().unwrap_err().to_string();
+            assert!(err.contains(needle), "{section}: {err}");
+        }
     }
 
     #[test]
