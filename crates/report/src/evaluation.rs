@@ -598,10 +598,13 @@ pub fn selectivity_findings(summary: &Summary) -> Vec<String> {
         if controls.is_empty() {
             continue;
         }
+        let over = match topk.fractions {
+            1 => "at the one fraction measured".to_owned(),
+            n => format!("averaged over {n} fractions"),
+        };
         let mut sentence = format!(
-            "Removing the top-k alignment directions (orth) from the {ft} fine-tune changes {}, averaged over {} fractions",
-            topk.describe(&harm, &utility),
-            topk.fractions
+            "Removing the top-k alignment directions (orth) from the {ft} fine-tune changes {}, {over}",
+            topk.describe(&harm, &utility)
         );
         for (kind, control) in &controls {
             sentence.push_str(&format!(
@@ -629,19 +632,26 @@ pub fn selectivity_findings(summary: &Summary) -> Vec<String> {
 /// How top-k compares with a control, completing "Top-k removes …".
 fn verdict(topk: &Removal, control: &Removal, control_label: &str) -> String {
     let (a, b) = (topk.rank(), control.rank());
-    let word = match a.partial_cmp(&b) {
-        Some(std::cmp::Ordering::Greater) => "more",
-        Some(std::cmp::Ordering::Less) => "less",
-        _ => "as much",
-    };
     match (a.0, b.0) {
         (0, 0) => format!("no harm, and neither does {control_label}"),
         (0, _) => format!("no harm, unlike {control_label}"),
         (_, 0) => format!("harm where {control_label} removes none"),
-        (2, 2) => format!("{word} harm than {control_label}, both at no utility cost"),
+        (2, 2) => format!("{} {control_label}, both at no utility cost", compared(a.1, b.1, "harm")),
         (2, _) => format!("harm at no utility cost, unlike {control_label}"),
-        (_, 2) => format!("less harm per unit of utility lost than {control_label}, which costs no utility"),
-        _ => format!("{word} harm per unit of utility lost than {control_label}"),
+        (_, 2) => format!(
+            "{} {control_label}, but at a utility cost where {control_label} has none",
+            compared(topk.harm, control.harm, "harm")
+        ),
+        _ => format!("{} {control_label}", compared(a.1, b.1, "harm per unit of utility lost")),
+    }
+}
+
+/// "more {what} than", "less {what} than" or "as much {what} as", as `a` compares with `b`.
+fn compared(a: f64, b: f64, what: &str) -> String {
+    match a.partial_cmp(&b) {
+        Some(std::cmp::Ordering::Greater) => format!("more {what} than"),
+        Some(std::cmp::Ordering::Less) => format!("less {what} than"),
+        _ => format!("as much {what} as"),
     }
 }
 
@@ -789,6 +799,16 @@ mod tests {
             "{}",
             both_free[0]
         );
+        let costly = selectivity_findings(&study(&pipeline, (0.3, 0.1), (0.1, 0.0)));
+        let expected = "Top-k removes more harm than random Gaussian, but at a utility cost where random Gaussian has none";
+        assert!(costly[0].contains(expected), "{}", costly[0]);
+        let even = selectivity_findings(&study(&pipeline, (0.1, 0.0), (0.1, -0.1)));
+        assert!(even[0].contains("Top-k removes as much harm as random Gaussian, both at no utility cost"), "{}", even[0]);
+        assert!(even[0].contains("averaged over 3 fractions"), "{}", even[0]);
+        let mut one_fraction = study(&pipeline, (0.1, 0.0), (0.1, -0.1));
+        one_fraction.rows.retain(|r| !r.checkpoint.ends_with(":0.25") && !r.checkpoint.ends_with(":0.75"));
+        let one = selectivity_findings(&one_fraction);
+        assert!(one[0].contains("so it removes harm at no utility cost, at the one fraction measured;"), "{}", one[0]);
         let none = selectivity_findings(&study(&pipeline, (-0.1, 0.1), (0.3, 0.1)));
         assert!(
             none[0].contains("so it removes no harm")
