@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use entangle_draw::{gaussian, tensor_rng};
-use entangle_model::{attend, attention_mask, CausalLm, Dims, ForwardInput, ForwardOutput, KvCache, Logits, Placement};
+use entangle_model::{attend, attention_mask, linear, CausalLm, Dims, ForwardInput, ForwardOutput, KvCache, Logits, Placement};
 use tch::nn::{Path, VarStore};
 use tch::{Kind, Tensor};
 
@@ -80,7 +80,7 @@ struct Linear {
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_linear(&self.weight, self.bias.as_ref())?)
+        linear(x, &self.weight, self.bias.as_ref())
     }
 }
 
@@ -286,7 +286,7 @@ impl CausalLm for Llama {
             Logits::All => h,
             Logits::Last => h.f_narrow(1, tokens - 1, 1)?,
         };
-        let logits = h.f_linear(&self.lm_head, None::<Tensor>)?;
+        let logits = linear(&h, &self.lm_head, None)?;
         Ok(ForwardOutput { logits, hidden_states })
     }
 }
