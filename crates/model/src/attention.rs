@@ -9,7 +9,8 @@ use tch::{Device, Kind, Tensor};
 /// (transformers' sliding window: key > query − window), and never to padding (`padding`,
 /// `[batch, cached + new]`, 0 = pad). A padding query attends to itself only, so no row is
 /// empty. `None` when plain causal attention over the new tokens is exact (nothing cached, no
-/// padding, no window), so the fused causal kernel can run.
+/// window, no padding or a padding mask of all ones, as in a batch of equal lengths), so the
+/// fused causal kernel can run, as transformers lets it.
 pub fn attention_mask(
     padding: Option<&Tensor>,
     cached: i64,
@@ -17,6 +18,10 @@ pub fn attention_mask(
     window: Option<i64>,
     device: Device,
 ) -> Result<Option<Tensor>> {
+    let padding = match padding {
+        Some(p) if p.f_ne(0)?.f_all()?.f_int64_value(&[])? == 1 => None,
+        p => p,
+    };
     if padding.is_none() && cached == 0 && window.is_none() {
         return Ok(None);
     }
@@ -67,6 +72,9 @@ mod tests {
     #[test]
     fn mask_is_causal_padded_and_windowed() {
         assert!(attention_mask(None, 0, 3, None, Device::Cpu).unwrap().is_none());
+        let unpadded = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1]).view([2, 3]);
+        assert!(attention_mask(Some(&unpadded), 0, 3, None, Device::Cpu).unwrap().is_none(), "no padding: fused causal");
+        assert_eq!(mask_rows(Some(&[1, 1, 1]), 1, 2, None), [[1, 1, 0], [1, 1, 1]]);
         assert_eq!(mask_rows(None, 1, 2, None), [[1, 1, 0], [1, 1, 1]]);
         assert_eq!(mask_rows(Some(&[0, 1, 1]), 0, 3, None), [[1, 0, 0], [0, 1, 0], [0, 1, 1]]);
         assert_eq!(mask_rows(Some(&[0, 1, 1, 1]), 3, 1, None), [[0, 1, 1, 1]]);
