@@ -200,6 +200,17 @@ fn layer(p: &Params, c: &Config) -> Result<Layer> {
     })
 }
 
+/// The rows of `h` (`[batch, tokens, hidden]`) where `positions` (`[batch, tokens]` bool) is
+/// true, `[selected, hidden]` in row-major order.
+fn selected_rows(h: &Tensor, positions: &Tensor) -> Result<Tensor> {
+    let [batch, tokens, hidden] = h.size()[..] else { bail!("hidden states must be 3-d") };
+    if positions.size() != [batch, tokens] || positions.kind() != Kind::Bool {
+        bail!("the positions to compute logits at must be bool [{batch}, {tokens}], got {:?} {:?}", positions.kind(), positions.size());
+    }
+    let rows = positions.f_reshape([-1])?.f_nonzero()?.f_squeeze_dim(1)?;
+    Ok(h.f_reshape([-1, hidden])?.f_index_select(0, &rows)?)
+}
+
 /// transformers' RMSNorm: normalised in f32, cast back, then scaled by `weight`.
 fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let kind = x.kind();
@@ -285,6 +296,7 @@ impl CausalLm for Llama {
         let h = match input.logits {
             Logits::All => h,
             Logits::Last => h.f_narrow(1, tokens - 1, 1)?,
+            Logits::At(positions) => selected_rows(&h, positions)?,
         };
         let logits = linear(&h, &self.lm_head, None)?;
         Ok(ForwardOutput { logits, hidden_states })
@@ -370,6 +382,39 @@ mod tests {
                 let shape: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
                 assert_eq!(var(&model, &info.name).size(), shape, "{name} {}", info.name);
             }
+        }
+    }
+
+    #[test]
+    fn logits_at_selected_positions_are_those_rows_of_all_logits() {
+        let model = fresh(Variant::Llama, &small(json!({})), 0);
+        let ids = Tensor::from_slice(&[5i64, 9, 2, 7, 1, 3, 3, 8]).view([2, 4]);
+        let positions = Tensor::from_slice(&[false, true, true, false, true, false, false, true]).view([2, 4]);
+        let all = model.forward(&ForwardInput::tokens(&ids), None).unwrap().logits;
+        let input = ForwardInput { logits: Logits::At(&positions), ..ForwardInput::tokens(&ids) };
+        let at = model.forward(&input, None).unwrap().logits;
+        let want = Tensor::stack(&[all.get(0).get(1), all.get(0).get(2), all.get(1).get(0), all.get(1).get(3)], 0);
+        assert_eq!(at.size(), [4, 128]);
+        assert!(at.allclose(&want, 1e-5, 1e-5, false));
+        let wrong = Tensor::ones([2, 3], (Kind::Bool, tch::Device::Cpu));
+        let input = ForwardInput { logits: Logits::At(&wrong), ..ForwardInput::tokens(&ids) };
+        assert!(model.forward(&input, None).is_err());
+    }
+
+    #[test]
+    fn target_losses_are_the_full_logits_cross_entropy_at_each_target() {
+        let model = fresh(Variant::Llama, &small(json!({})), 0);
+        let a = entangle_model::Sequence { ids: vec![5, 9, 2, 7], targets: vec![false, false, true, true] };
+        let b = entangle_model::Sequence { ids: vec![1, 3], targets: vec![true, true] };
+        let batch = entangle_model::collate(&[&a, &b], 0, tch::Device::Cpu);
+        let got = Vec::<f64>::try_from(entangle_model::target_losses(&model, &batch).unwrap()).unwrap();
+        let input = ForwardInput { attention_mask: Some(&batch.attention_mask), ..ForwardInput::tokens(&batch.input_ids) };
+        let log_probs = model.forward(&input, None).unwrap().logits.log_softmax(-1, Kind::Double);
+        let nll = |row: i64, position: i64, token: i64| -log_probs.double_value(&[row, position, token]);
+        let want = [nll(0, 1, 2), nll(0, 2, 7), nll(1, 0, 3)];
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-4, "{got:?} vs {want:?}");
         }
     }
 

@@ -39,7 +39,7 @@ impl Batch {
     }
 
     /// The forward input for the whole batch.
-    pub fn input(&self, logits: Logits, hidden_states: bool) -> ForwardInput<'_> {
+    pub fn input<'a>(&'a self, logits: Logits<'a>, hidden_states: bool) -> ForwardInput<'a> {
         ForwardInput {
             input_ids: &self.input_ids,
             attention_mask: Some(&self.attention_mask),

@@ -10,13 +10,16 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 use crate::{kind_name, KvCache};
 
 /// Which positions the forward pass computes logits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// Every position: what training needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Logits<'a> {
+    /// Every position.
     All,
     /// The last position only: what generation and capture need; skips most of the output
     /// projection.
     Last,
+    /// The positions where this `[batch, new]` bool tensor is true, in row-major order: what a
+    /// loss over some tokens needs (training, answer NLL); skips the output projection elsewhere.
+    At(&'a Tensor),
 }
 
 /// One forward pass over a batch of `new` tokens per sequence.
@@ -31,7 +34,7 @@ pub struct ForwardInput<'a> {
     /// length on. With padding, pass [`position_ids`](crate::position_ids) of the mask, as
     /// transformers' `generate` does, so a padded sequence computes what it would alone.
     pub position_ids: Option<&'a Tensor>,
-    pub logits: Logits,
+    pub logits: Logits<'a>,
     /// Whether to return every layer's hidden states.
     pub hidden_states: bool,
 }
@@ -46,8 +49,8 @@ impl<'a> ForwardInput<'a> {
 /// What a forward pass returns.
 #[derive(Debug)]
 pub struct ForwardOutput {
-    /// `[batch, new, vocab]` for [`Logits::All`], `[batch, 1, vocab]` for [`Logits::Last`], in
-    /// the model's kind.
+    /// `[batch, new, vocab]` for [`Logits::All`], `[batch, 1, vocab]` for [`Logits::Last`],
+    /// `[selected, vocab]` for [`Logits::At`], in the model's kind.
     pub logits: Tensor,
     /// When asked for, `num_layers + 1` tensors `[batch, new, hidden]` exactly as transformers'
     /// `output_hidden_states`: the embeddings, the output of each decoder layer but the last,

@@ -11,7 +11,7 @@
 //! tokens and a [`ChatTemplate`] rendered as transformers renders it; [`PromptFormat`]s
 //! (instruction / chat / plain); batched [`generate`] (left padding, greedy or seeded top-p
 //! sampling, stop strings, EOS); [`last_token_states`], the hidden states at each prompt's
-//! last real token; and teacher forcing ([`Sequence`], [`collate`], [`loss_sum`],
+//! last real token; and teacher forcing ([`Sequence`], [`collate`], [`target_losses`],
 //! [`response_nll`]) for training and reference-answer likelihoods. The registry of
 //! compiled-in families lives in entangle-models, one crate up.
 //!
@@ -59,6 +59,6 @@ pub use hidden::{last_token_states, LastTokenStates};
 pub use linear::linear;
 pub use prompt::{Example, PromptFormat, INSTRUCTION_MARKER, RESPONSE_MARKER};
 pub use registry::{Build, Family, Registry, Weights};
-pub use teacher::{batch_logits, collate, loss_sum, response_nll, token_losses, Sequence, TargetBatch, IGNORE_INDEX};
+pub use teacher::{collate, response_nll, target_losses, Sequence, TargetBatch};
 pub use tokenizer::Tokenizer;
 pub use weights::{copy_tensors, load_checkpoint, LoadReport};

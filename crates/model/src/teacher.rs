@@ -1,15 +1,11 @@
 //! Teacher forcing: token sequences whose chosen positions carry loss, collated into padded
-//! batches, and the summed next-token cross-entropy over those positions. The trainer
-//! optimises it; the evaluator measures the per-token NLL of reference answers with it.
+//! batches, and the next-token cross-entropy of each target. The trainer optimises its sum;
+//! the evaluator measures the per-token NLL of reference answers with it.
 
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::{CausalLm, ForwardInput, Logits, PromptFormat, Tokenizer};
-
-/// Label value of positions that contribute no loss (prompt tokens, padding), as in PyTorch's
-/// `cross_entropy(ignore_index = -100)`.
-pub const IGNORE_INDEX: i64 = -100;
 
 /// A tokenized example with its loss targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +43,20 @@ impl Sequence {
     }
 }
 
-/// A padded batch: `input_ids` and `attention_mask` `[B, T]`, and `labels` `[B, T]` holding
-/// the token where loss applies and [`IGNORE_INDEX`] elsewhere. Padding goes on the right:
-/// with causal attention it never affects the real tokens.
+/// A padded batch: `input_ids` and `attention_mask` `[B, T]`, and which positions predict a
+/// target and what. Padding goes on the right: with causal attention it never affects the real
+/// tokens.
 pub struct TargetBatch {
     pub input_ids: Tensor,
     pub attention_mask: Tensor,
-    pub labels: Tensor,
-    /// Number of positions that carry loss.
+    /// `[B, T]` bool: whether position `i` of a row predicts a target (token `i + 1` carries
+    /// loss).
+    pub predicting: Tensor,
+    /// `[n]` int64: the token each predicting position must predict, in row-major order.
+    pub targets: Tensor,
+    /// `[n]` int64: the row of each target.
+    pub target_rows: Tensor,
+    /// Number of positions that carry loss (`n`).
     pub target_count: usize,
 }
 
@@ -63,52 +65,55 @@ pub fn collate(sequences: &[&Sequence], pad_id: i64, device: Device) -> TargetBa
     let width = sequences.iter().map(|s| s.ids.len()).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(sequences.len() * width);
     let mut mask = Vec::with_capacity(sequences.len() * width);
-    let mut labels = Vec::with_capacity(sequences.len() * width);
-    for seq in sequences {
+    let mut predicting = Vec::with_capacity(sequences.len() * width);
+    let (mut targets, mut target_rows) = (Vec::new(), Vec::new());
+    for (row, seq) in sequences.iter().enumerate() {
         for i in 0..width {
             let real = i < seq.ids.len();
             ids.push(if real { seq.ids[i] } else { pad_id });
             mask.push(i64::from(real));
-            labels.push(if real && seq.targets[i] { seq.ids[i] } else { IGNORE_INDEX });
+            let predicts = i + 1 < seq.ids.len() && seq.targets[i + 1];
+            predicting.push(predicts);
+            if predicts {
+                targets.push(seq.ids[i + 1]);
+                target_rows.push(row as i64);
+            }
         }
     }
     let shape = [sequences.len() as i64, width as i64];
-    let tensor = |values: &[i64]| Tensor::from_slice(values).reshape(shape).to_device(device);
+    let matrix = |values: &[i64]| Tensor::from_slice(values).reshape(shape).to_device(device);
     TargetBatch {
-        input_ids: tensor(&ids),
-        attention_mask: tensor(&mask),
-        labels: tensor(&labels),
-        target_count: sequences.iter().map(|s| s.target_count()).sum(),
+        input_ids: matrix(&ids),
+        attention_mask: matrix(&mask),
+        predicting: Tensor::from_slice(&predicting).reshape(shape).to_device(device),
+        targets: Tensor::from_slice(&targets).to_device(device),
+        target_rows: Tensor::from_slice(&target_rows).to_device(device),
+        target_count: targets.len(),
     }
 }
 
-/// Next-token cross-entropy at every position, `[B, T - 1]` in f32: entry `(b, i)` is the loss
-/// of predicting token `i + 1` of row `b`, and 0 where the label is [`IGNORE_INDEX`].
-/// `logits` is `[B, T, vocab]`, `labels` `[B, T]`.
-pub fn token_losses(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let (batch, width, vocab) = logits.size3().context("logits must be [batch, seq, vocab]")?;
-    let predicted = logits.f_narrow(1, 0, width - 1)?.f_reshape([-1, vocab])?.f_to_kind(Kind::Float)?;
-    let targets = labels.f_narrow(1, 1, width - 1)?.f_reshape([-1])?;
-    let losses = predicted.f_cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, IGNORE_INDEX, 0.0)?;
-    Ok(losses.f_reshape([batch, width - 1])?)
-}
-
-/// Sum of the next-token cross-entropy over every labelled position (labels equal to
-/// [`IGNORE_INDEX`] contribute nothing).
-pub fn loss_sum(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    Ok(token_losses(logits, labels)?.f_sum(Kind::Float)?)
-}
-
-/// The model's logits at every position of `batch` (bf16 autocast on CUDA).
-pub fn batch_logits(model: &dyn CausalLm, batch: &TargetBatch) -> Result<Tensor> {
+/// The next-token cross-entropy of each target of `batch`, `[n]` in f32, in the order of
+/// `batch.targets`. The model computes logits only at the positions that predict a target
+/// (bf16 autocast on CUDA): the output projection and the softmax over the vocabulary skip
+/// prompts and padding, which in SFT with a large vocabulary is much of a step's time and most
+/// of its peak memory.
+pub fn target_losses(model: &dyn CausalLm, batch: &TargetBatch) -> Result<Tensor> {
     let input = ForwardInput {
         input_ids: &batch.input_ids,
         attention_mask: Some(&batch.attention_mask),
         position_ids: None,
-        logits: Logits::All,
+        logits: Logits::At(&batch.predicting),
         hidden_states: false,
     };
-    Ok(tch::autocast(model.device().is_cuda(), || model.forward(&input, None))?.logits)
+    let logits = tch::autocast(model.device().is_cuda(), || model.forward(&input, None))?.logits;
+    cross_entropy(&logits, &batch.targets)
+}
+
+/// Cross-entropy of each row of `logits` (`[n, vocab]`) against its target (`[n]`), in f32.
+fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logits = logits.f_to_kind(Kind::Float)?;
+    // Every row is a target: the ignored index (PyTorch's default, -100) is never a token.
+    Ok(logits.f_cross_entropy_loss::<Tensor>(targets, None, Reduction::None, -100, 0.0)?)
 }
 
 /// Mean negative log-likelihood per token of each `(prompt, response)` pair's response given
@@ -129,8 +134,9 @@ pub fn response_nll(
     let mut out = Vec::with_capacity(sequences.len());
     for chunk in sequences.chunks(batch_size.max(1)) {
         let batch = collate(&chunk.iter().collect::<Vec<_>>(), pad, model.device());
-        let sums =
-            token_losses(&batch_logits(model, &batch)?, &batch.labels)?.f_sum_dim_intlist(1, false, Kind::Double)?;
+        let losses = target_losses(model, &batch)?.f_to_kind(Kind::Double)?;
+        let sums = Tensor::f_zeros([chunk.len() as i64], (Kind::Double, model.device()))?
+            .f_index_add(0, &batch.target_rows, &losses)?;
         let sums = Vec::<f64>::try_from(sums).context("copying the losses")?;
         out.extend(chunk.iter().zip(sums).map(|(seq, sum)| sum / seq.target_count().max(1) as f64));
     }
@@ -153,27 +159,24 @@ mod tests {
     }
 
     #[test]
-    fn collation_pads_right_and_masks_labels() {
+    fn collation_pads_right_and_marks_what_each_position_predicts() {
         let a = seq(&[5, 6, 7], &[false, true, true]);
-        let b = seq(&[8], &[true]);
+        let b = seq(&[8, 9], &[true, false]);
         let batch = collate(&[&a, &b], 0, Device::Cpu);
-        let rows = |t: &Tensor| Vec::<Vec<i64>>::try_from(t).unwrap();
-        assert_eq!(rows(&batch.input_ids), vec![vec![5, 6, 7], vec![8, 0, 0]]);
-        assert_eq!(rows(&batch.attention_mask), vec![vec![1, 1, 1], vec![1, 0, 0]]);
-        assert_eq!(rows(&batch.labels), vec![vec![-100, 6, 7], vec![8, -100, -100]]);
-        assert_eq!(batch.target_count, 2);
+        let rows = |t: &Tensor| Vec::<Vec<i64>>::try_from(t.to_kind(Kind::Int64)).unwrap();
+        assert_eq!(rows(&batch.input_ids), vec![vec![5, 6, 7], vec![8, 9, 0]]);
+        assert_eq!(rows(&batch.attention_mask), vec![vec![1, 1, 1], vec![1, 1, 0]]);
+        assert_eq!(rows(&batch.predicting), vec![vec![1, 1, 0], vec![0, 0, 0]], "the first token is never predicted");
+        assert_eq!(Vec::<i64>::try_from(&batch.targets).unwrap(), vec![6, 7]);
+        assert_eq!(Vec::<i64>::try_from(&batch.target_rows).unwrap(), vec![0, 0]);
+        assert_eq!(batch.target_count, a.target_count() + b.target_count());
     }
 
     #[test]
-    fn masked_positions_contribute_nothing_to_the_loss() {
-        // Two positions predict tokens 1 and 2 of a 3-token vocabulary; the second is masked.
-        let logits = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 0.5, 0.5, 0.5, 9.0, 9.0, 9.0]).reshape([1, 3, 3]);
-        let labels = Tensor::from_slice(&[IGNORE_INDEX, 1, IGNORE_INDEX]).reshape([1, 3]);
-        let loss = loss_sum(&logits, &labels).unwrap().double_value(&[]);
-        let log_softmax_1 = 1.0 - (1f64.exp() + 2f64.exp() + 1.0).ln();
-        assert!((loss + log_softmax_1).abs() < 1e-6, "{loss}");
-        let all = Tensor::from_slice(&[IGNORE_INDEX, 1, 2]).reshape([1, 3]);
-        let with_second = loss_sum(&logits, &all).unwrap().double_value(&[]);
-        assert!((with_second - loss - 3f64.ln()).abs() < 1e-6, "{with_second}");
+    fn cross_entropy_is_the_negative_log_softmax_of_the_target() {
+        let logits = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 0.5, 0.5, 0.5]).reshape([2, 3]);
+        let losses = Vec::<f64>::try_from(cross_entropy(&logits, &Tensor::from_slice(&[1i64, 2])).unwrap()).unwrap();
+        let first = (1f64.exp() + 2f64.exp() + 1.0).ln() - 1.0;
+        assert!((losses[0] - first).abs() < 1e-6 && (losses[1] - 3f64.ln()).abs() < 1e-6, "{losses:?}");
     }
 }

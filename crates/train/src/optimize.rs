@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use entangle_artifacts::LossPoint;
-use entangle_model::{batch_logits, collate, loss_sum, CausalLm, Sequence, TargetBatch};
+use entangle_model::{collate, target_losses, CausalLm, Sequence, TargetBatch};
 use entangle_pipeline::TrainJob;
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::nn::OptimizerConfig;
@@ -54,7 +54,7 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
         // The loss is averaged over every target token of the step, so k micro-batches of one
         // sequence make the same update as one batch of k.
         for batch in &batches {
-            let micro = loss_sum(&batch_logits(model, batch)?, &batch.labels)?.f_div_scalar(step_targets.max(1) as f64)?;
+            let micro = target_losses(model, batch)?.f_sum(tch::Kind::Float)?.f_div_scalar(step_targets.max(1) as f64)?;
             micro.f_backward().context("back-propagating the loss")?;
             loss += micro.f_double_value(&[])?;
         }
