@@ -1,10 +1,14 @@
 //! The decoder shared by Llama, Mistral and Qwen2: embeddings, pre-norm decoder layers
 //! (grouped-query self-attention with rotary positions, SwiGLU MLP), a final RMSNorm and the
-//! output projection, with parameters named by their Hugging Face keys.
+//! output projection, with parameters named by their Hugging Face keys. A padded batch runs
+//! every per-token product on its real tokens only ([`Packing`]).
 
 use anyhow::{bail, Context, Result};
 use entangle_draw::{gaussian, tensor_rng};
-use entangle_model::{attend, attention_mask, linear, CausalLm, Dims, ForwardInput, ForwardOutput, KvCache, Logits, Placement};
+use entangle_model::{
+    attend, attention_mask, linear, packed, unpacked, CausalLm, Dims, ForwardInput, ForwardOutput, KvCache, Logits, Packing,
+    Placement,
+};
 use tch::nn::{Path, VarStore};
 use tch::{Kind, Tensor};
 
@@ -148,21 +152,23 @@ impl Llama {
         name.ends_with("rotary_emb.inv_freq") || (self.config.tie_word_embeddings && name == "lm_head.weight")
     }
 
-    /// Decoder layer `index` over `h`, attending under `mask` (causal when `None`) and
-    /// appending to `cache` when given.
+    /// Decoder layer `index` over `h` (`[batch, tokens, hidden]`, or `[real, hidden]` under
+    /// `packing` of a `batch_tokens` batch), attending under `mask` (causal when `None`) and appending to `cache` when
+    /// given.
     fn layer_forward(
         &self,
         index: usize,
         h: &Tensor,
         cos_sin: &(Tensor, Tensor),
         mask: Option<&Tensor>,
+        (batch_tokens, packing): ([i64; 2], Option<&Packing>),
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let c = &self.config;
         let layer = &self.layers[index];
-        let [batch, tokens, _] = h.size()[..] else { bail!("hidden states must be 3-d") };
+        let [batch, tokens] = batch_tokens;
         let heads = |x: Tensor, n: usize| -> Result<Tensor> {
-            Ok(x.f_view([batch, tokens, n as i64, c.head_dim as i64])?.f_transpose(1, 2)?)
+            Ok(unpacked(packing, x)?.f_view([batch, tokens, n as i64, c.head_dim as i64])?.f_transpose(1, 2)?)
         };
         let x = rms_norm(h, &layer.input_norm, c.rms_norm_eps)?;
         let q = heads(layer.q.forward(&x)?, c.num_heads)?;
@@ -175,7 +181,7 @@ impl Llama {
             Some(cache) => cache.append(index, &k, &v)?,
             None => (k, v),
         };
-        let attended = attend(&q, &k, &v, mask)?;
+        let attended = packed(packing, attend(&q, &k, &v, mask)?)?;
         let h = h.f_add(&layer.o.forward(&attended)?)?;
         let x = rms_norm(&h, &layer.post_attention_norm, c.rms_norm_eps)?;
         let mlp = layer.down.forward(&layer.gate.forward(&x)?.f_silu()?.f_mul(&layer.up.forward(&x)?)?)?;
@@ -270,11 +276,14 @@ impl CausalLm for Llama {
         let cos_sin = rope::cos_sin(&self.inv_freq, &positions, self.vs.kind())?;
         let full_mask = attention_mask(input.attention_mask, cached, tokens, None, device)?;
         let mut windowed: Vec<(i64, Option<Tensor>)> = Vec::new();
-        let mut h = Tensor::f_embedding(&self.embed, input.input_ids, -1, false, false)?;
+        // Padded batches run every per-token product on their real tokens only.
+        let packing = Packing::of(input.attention_mask, tokens)?;
+        let packing = packing.as_ref();
+        let mut h = packed(packing, Tensor::f_embedding(&self.embed, input.input_ids, -1, false, false)?)?;
         let mut hidden_states = Vec::new();
         for (i, window) in self.config.layer_windows.iter().enumerate() {
             if input.hidden_states {
-                hidden_states.push(h.shallow_clone());
+                hidden_states.push(unpacked(packing, h.shallow_clone())?);
             }
             let mask = match window {
                 None => full_mask.as_ref(),
@@ -286,19 +295,18 @@ impl CausalLm for Llama {
                 }
             };
             h = self
-                .layer_forward(i, &h, &cos_sin, mask, cache.as_deref_mut())
+                .layer_forward(i, &h, &cos_sin, mask, ([batch, tokens], packing), cache.as_deref_mut())
                 .with_context(|| format!("decoder layer {i}"))?;
         }
         h = rms_norm(&h, &self.norm, self.config.rms_norm_eps)?;
         if input.hidden_states {
-            hidden_states.push(h.shallow_clone());
+            hidden_states.push(unpacked(packing, h.shallow_clone())?);
         }
-        let h = match input.logits {
-            Logits::All => h,
-            Logits::Last => h.f_narrow(1, tokens - 1, 1)?,
-            Logits::At(positions) => selected_rows(&h, positions)?,
+        let logits = match input.logits {
+            Logits::All => unpacked(packing, linear(&h, &self.lm_head, None)?)?,
+            Logits::Last => linear(&unpacked(packing, h)?.f_narrow(1, tokens - 1, 1)?, &self.lm_head, None)?,
+            Logits::At(positions) => linear(&selected_rows(&unpacked(packing, h)?, positions)?, &self.lm_head, None)?,
         };
-        let logits = linear(&h, &self.lm_head, None)?;
         Ok(ForwardOutput { logits, hidden_states })
     }
 }

@@ -54,7 +54,8 @@ pub struct ForwardOutput {
     pub logits: Tensor,
     /// When asked for, `num_layers + 1` tensors `[batch, new, hidden]` exactly as transformers'
     /// `output_hidden_states`: the embeddings, the output of each decoder layer but the last,
-    /// and the last layer's output after the final norm. Empty otherwise.
+    /// and the last layer's output after the final norm. Zeros at padding positions, as are
+    /// their logits, which a family need not compute. Empty otherwise.
     pub hidden_states: Vec<Tensor>,
 }
 
