@@ -126,7 +126,10 @@ fn benchmarks(run: &RunDir, pipeline: &Pipeline) -> Result<Vec<Items>> {
         items.truncate(pipeline.eval.limit.unwrap_or(usize::MAX));
         out.push(Items { benchmark, items });
     }
-    anyhow::ensure!(!out.is_empty(), "the run has none of the benchmark data sets (eval_harmful, eval_utility, eval_overrefusal)");
+    if out.is_empty() {
+        let sets: Vec<String> = Benchmark::ALL.iter().map(|b| run.data_set(b.data_set()).display().to_string()).collect();
+        anyhow::bail!("the run has none of the benchmark data sets ({}); run the prepare stage first", sets.join(", "));
+    }
     Ok(out)
 }
 
@@ -370,6 +373,19 @@ mod tests {
         let in_memory = responses(&run, "useful:topk:orth:0.5");
         assert_eq!(in_memory.len(), 4);
         assert_eq!(in_memory, responses(&run, "written"));
+    }
+
+    #[test]
+    fn a_run_without_benchmark_data_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = small_run(tmp.path());
+        for benchmark in Benchmark::ALL {
+            std::fs::remove_file(run.data_set(benchmark.data_set())).unwrap();
+        }
+        let err = super::run(&run, &["aligned".to_owned()], false, &entangle_models::registry()).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("the run has none of the benchmark data sets") && message.contains("eval_overrefusal"), "{message}");
+        assert!(!run.eval_responses().exists(), "nothing is written");
     }
 
     #[test]
