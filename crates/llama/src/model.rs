@@ -152,41 +152,49 @@ impl Llama {
         name.ends_with("rotary_emb.inv_freq") || (self.config.tie_word_embeddings && name == "lm_head.weight")
     }
 
-    /// Decoder layer `index` over `h` (`[batch, tokens, hidden]`, or `[real, hidden]` under
-    /// `packing` of a `batch_tokens` batch), attending under `mask` (causal when `None`) and appending to `cache` when
+    /// Decoder layer `index` over `h` (`[batch, tokens, hidden]`, or `[real, hidden]` when the
+    /// pass packs), attending under `mask` (causal when `None`) and appending to `cache` when
     /// given.
     fn layer_forward(
         &self,
         index: usize,
         h: &Tensor,
-        cos_sin: &(Tensor, Tensor),
+        pass: &Pass,
         mask: Option<&Tensor>,
-        (batch_tokens, packing): ([i64; 2], Option<&Packing>),
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let c = &self.config;
         let layer = &self.layers[index];
-        let [batch, tokens] = batch_tokens;
         let heads = |x: Tensor, n: usize| -> Result<Tensor> {
-            Ok(unpacked(packing, x)?.f_view([batch, tokens, n as i64, c.head_dim as i64])?.f_transpose(1, 2)?)
+            let x = unpacked(pass.packing, x)?;
+            Ok(x.f_view([pass.batch, pass.tokens, n as i64, c.head_dim as i64])?.f_transpose(1, 2)?)
         };
         let x = rms_norm(h, &layer.input_norm, c.rms_norm_eps)?;
         let q = heads(layer.q.forward(&x)?, c.num_heads)?;
         let k = heads(layer.k.forward(&x)?, c.num_kv_heads)?;
         let v = heads(layer.v.forward(&x)?, c.num_kv_heads)?;
-        let (cos, sin) = cos_sin;
+        let (cos, sin) = &pass.cos_sin;
         let q = rope::apply(&q, cos, sin)?;
         let k = rope::apply(&k, cos, sin)?;
         let (k, v) = match cache {
             Some(cache) => cache.append(index, &k, &v)?,
             None => (k, v),
         };
-        let attended = packed(packing, attend(&q, &k, &v, mask)?)?;
+        let attended = packed(pass.packing, attend(&q, &k, &v, mask)?)?;
         let h = h.f_add(&layer.o.forward(&attended)?)?;
         let x = rms_norm(&h, &layer.post_attention_norm, c.rms_norm_eps)?;
         let mlp = layer.down.forward(&layer.gate.forward(&x)?.f_silu()?.f_mul(&layer.up.forward(&x)?)?)?;
         Ok(h.f_add(&mlp)?)
     }
+}
+
+/// What every decoder layer of one forward pass shares: the batch's shape, the rotary tables
+/// of its positions, and its packing when it is padded.
+struct Pass<'a> {
+    batch: i64,
+    tokens: i64,
+    cos_sin: (Tensor, Tensor),
+    packing: Option<&'a Packing>,
 }
 
 fn layer(p: &Params, c: &Config) -> Result<Layer> {
@@ -204,17 +212,6 @@ fn layer(p: &Params, c: &Config) -> Result<Layer> {
         up: mlp.linear("up_proj", h, c.intermediate_size, c.mlp_bias)?,
         down: mlp.linear("down_proj", c.intermediate_size, h, c.mlp_bias)?,
     })
-}
-
-/// The rows of `h` (`[batch, tokens, hidden]`) where `positions` (`[batch, tokens]` bool) is
-/// true, `[selected, hidden]` in row-major order.
-fn selected_rows(h: &Tensor, positions: &Tensor) -> Result<Tensor> {
-    let [batch, tokens, hidden] = h.size()[..] else { bail!("hidden states must be 3-d") };
-    if positions.size() != [batch, tokens] || positions.kind() != Kind::Bool {
-        bail!("the positions to compute logits at must be bool [{batch}, {tokens}], got {:?} {:?}", positions.kind(), positions.size());
-    }
-    let rows = positions.f_reshape([-1])?.f_nonzero()?.f_squeeze_dim(1)?;
-    Ok(h.f_reshape([-1, hidden])?.f_index_select(0, &rows)?)
 }
 
 /// transformers' RMSNorm: normalised in f32, cast back, then scaled by `weight`.
@@ -273,12 +270,12 @@ impl CausalLm for Llama {
                 .f_unsqueeze(0)?
                 .f_expand([batch, tokens], false)?,
         };
-        let cos_sin = rope::cos_sin(&self.inv_freq, &positions, self.vs.kind())?;
         let full_mask = attention_mask(input.attention_mask, cached, tokens, None, device)?;
         let mut windowed: Vec<(i64, Option<Tensor>)> = Vec::new();
         // Padded batches run every per-token product on their real tokens only.
         let packing = Packing::of(input.attention_mask, tokens)?;
         let packing = packing.as_ref();
+        let pass = Pass { batch, tokens, cos_sin: rope::cos_sin(&self.inv_freq, &positions, self.vs.kind())?, packing };
         let mut h = packed(packing, Tensor::f_embedding(&self.embed, input.input_ids, -1, false, false)?)?;
         let mut hidden_states = Vec::new();
         for (i, window) in self.config.layer_windows.iter().enumerate() {
@@ -295,7 +292,7 @@ impl CausalLm for Llama {
                 }
             };
             h = self
-                .layer_forward(i, &h, &cos_sin, mask, ([batch, tokens], packing), cache.as_deref_mut())
+                .layer_forward(i, &h, &pass, mask, cache.as_deref_mut())
                 .with_context(|| format!("decoder layer {i}"))?;
         }
         h = rms_norm(&h, &self.norm, self.config.rms_norm_eps)?;
@@ -305,7 +302,7 @@ impl CausalLm for Llama {
         let logits = match input.logits {
             Logits::All => unpacked(packing, linear(&h, &self.lm_head, None)?)?,
             Logits::Last => linear(&unpacked(packing, h)?.f_narrow(1, tokens - 1, 1)?, &self.lm_head, None)?,
-            Logits::At(positions) => linear(&selected_rows(&unpacked(packing, h)?, positions)?, &self.lm_head, None)?,
+            Logits::At(positions) => linear(&Packing::selecting(positions)?.pack(&unpacked(packing, h)?)?, &self.lm_head, None)?,
         };
         Ok(ForwardOutput { logits, hidden_states })
     }
