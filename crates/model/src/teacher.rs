@@ -17,6 +17,12 @@ pub struct Sequence {
 }
 
 impl Sequence {
+    /// Number of tokens that carry loss: the targets after the first token, which nothing
+    /// predicts.
+    pub fn loss_tokens(&self) -> usize {
+        self.targets.iter().skip(1).filter(|&&target| target).count()
+    }
+
     /// The prompt-then-response example of `format`, with targets on the response only.
     pub fn response_only(
         format: PromptFormat,

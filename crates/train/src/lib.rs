@@ -19,10 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+mod adamw;
 mod batches;
 mod optimize;
 mod schedule;
 mod sequences;
+mod shards;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

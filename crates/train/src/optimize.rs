@@ -3,15 +3,16 @@
 
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use entangle_artifacts::LossPoint;
-use entangle_model::{collate, target_losses, CausalLm, Sequence, TargetBatch};
+use entangle_model::{CausalLm, Sequence};
 use entangle_pipeline::TrainJob;
 use indicatif::{ProgressBar, ProgressStyle};
-use tch::nn::OptimizerConfig;
 
+use crate::adamw::{clip_grad_norm, AdamW};
 use crate::batches::length_grouped_batches;
 use crate::schedule::LrSchedule;
+use crate::shards::{self, Gradients};
 
 /// Number of optimiser steps a job takes over `n` sequences.
 pub fn total_steps(job: &TrainJob, n: usize) -> u64 {
@@ -32,37 +33,27 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
         job.lr,
         job.warmup_ratio
     );
-    let mut optimizer = tch::nn::AdamW { beta1: job.betas[0], beta2: job.betas[1], wd: job.weight_decay, eps: job.eps, amsgrad: false }
-        .build(model.var_store(), job.lr)
-        .context("creating the AdamW optimiser")?;
+    let mut optimizer = AdamW::new(model.var_store().trainable_variables(), job)?;
+    let params = model.var_store().trainable_variables();
     let lengths: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
-    let mut micro_batches = MicroBatches { lengths: &lengths, batch_size: job.batch_size, seed, epoch: 0, queue: Vec::new() };
+    let mut batches = MicroBatches { lengths: &lengths, batch_size: job.batch_size, seed, epoch: 0, queue: Vec::new() };
     let progress = progress_bar(steps);
     let started = Instant::now();
     let mut tokens = 0u64;
     let mut curve = Vec::with_capacity(steps as usize);
     for step in 0..steps {
         let lr = schedule.lr_at(step);
-        optimizer.set_lr(lr);
-        let group: Vec<Vec<usize>> = (0..job.grad_accum).map(|_| micro_batches.next()).collect();
-        let batches: Vec<TargetBatch> = group
-            .iter()
-            .map(|indices| collate(&indices.iter().map(|&i| &sequences[i]).collect::<Vec<_>>(), pad_id, model.device()))
-            .collect();
-        let step_targets: usize = batches.iter().map(|b| b.target_count).sum();
-        let mut loss = 0.0;
+        let group: Vec<Vec<&Sequence>> =
+            (0..job.grad_accum).map(|_| batches.next().into_iter().map(|i| &sequences[i]).collect()).collect();
+        let step_targets: usize = group.iter().flatten().map(|s| s.loss_tokens()).sum();
         // The loss is averaged over every target token of the step, so k micro-batches of one
         // sequence make the same update as one batch of k.
-        for batch in &batches {
-            let micro = target_losses(model, batch)?.f_sum(tch::Kind::Float)?.f_div_scalar(step_targets.max(1) as f64)?;
-            micro.f_backward().context("back-propagating the loss")?;
-            loss += micro.f_double_value(&[])?;
-        }
+        let micro_batches = group.iter().map(|rows| shards::gradients(model, &params, rows, pad_id, step_targets));
+        let Gradients { loss, mut grads } = shards::sum(micro_batches)?;
         if job.max_grad_norm > 0.0 {
-            optimizer.clip_grad_norm(job.max_grad_norm);
+            clip_grad_norm(&mut grads, job.max_grad_norm)?;
         }
-        optimizer.step();
-        optimizer.zero_grad();
+        optimizer.step(&grads, lr)?;
         tokens += step_targets as u64;
         let seconds = started.elapsed().as_secs_f64();
         progress.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s", tokens as f64 / seconds.max(1e-9)));

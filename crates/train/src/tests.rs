@@ -18,7 +18,7 @@ fn fresh_model(seed: i64) -> Box<dyn CausalLm> {
     entangle_models::registry().build(&config, Weights::Fresh { seed }, Placement::cpu()).unwrap()
 }
 
-fn job(batch_size: usize, grad_accum: usize, lr: f64, max_steps: u64) -> TrainJob {
+pub(crate) fn job(batch_size: usize, grad_accum: usize, lr: f64, max_steps: u64) -> TrainJob {
     TrainJob {
         kind: TrainKind::Sft,
         from: Some("base".into()),

@@ -1,0 +1,105 @@
+//! Data parallelism over the CPU's cores. On the CPU a micro-batch is split into one shard of
+//! sequences per intra-op thread; each shard runs its forward and backward pass on its own
+//! thread with one intra-op thread, and the shards' gradients are summed in shard order. Each
+//! matrix product then runs whole on one core instead of being split across all of them, with
+//! the cores idle in between: measured on 2 cores with the training benchmark's 20M-parameter
+//! model, ~20% more tokens/s than one pass over the whole micro-batch with 2 threads. A CUDA
+//! device takes the micro-batch in one pass.
+//!
+//! The gradients come back from each shard's backward pass as new tensors (nothing accumulates
+//! into `.grad`), so the sum, and with it training, is the same from run to run for the same
+//! thread count.
+
+use anyhow::{Context, Result};
+use entangle_model::{collate, target_losses, CausalLm, Sequence};
+use tch::{Device, Kind, Tensor};
+
+/// The loss of one micro-batch and its gradients.
+pub struct Gradients {
+    /// The sum of the micro-batch's token losses divided by the step's target count.
+    pub loss: f64,
+    /// One per parameter, in the order given.
+    pub grads: Vec<Tensor>,
+}
+
+/// The model, shared by the shards' threads. tch marks `Tensor` `Send` but not `Sync`, as its
+/// in-place methods could race; the shards only read the parameters (their forward and backward
+/// passes make new tensors), which libtorch supports from many threads at once.
+struct Shared<'a>(&'a dyn CausalLm);
+
+// SAFETY: the shards call only `CausalLm::forward` (through `target_losses`), which takes the
+// model by shared reference and does not mutate its tensors.
+unsafe impl Sync for Shared<'_> {}
+
+/// The loss of `rows` (one micro-batch) divided by `denominator` and its gradients with respect
+/// to `params`, over as many shards as the CPU has intra-op threads (one on CUDA).
+pub fn gradients(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pad_id: i64, denominator: usize) -> Result<Gradients> {
+    let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
+    let shards = if model.device() == Device::Cpu { threads.clamp(1, rows.len().max(1)) } else { 1 };
+    if shards == 1 {
+        return shard(model, params, rows, pad_id, denominator);
+    }
+    let shared = Shared(model);
+    let results: Vec<Result<Gradients>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = split(rows, shards)
+            .map(|part| {
+                let params: Vec<Tensor> = params.iter().map(Tensor::shallow_clone).collect();
+                let shared = &shared;
+                scope.spawn(move || {
+                    tch::set_num_threads(1);
+                    shard(shared.0, &params, part, pad_id, denominator)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training shard panicked")))).collect()
+    });
+    // The shards set the process's thread count to 1 for the threads they started.
+    tch::set_num_threads(threads as i32);
+    sum(results)
+}
+
+/// The sum of `parts`, added in order into the first; the first error if any part failed.
+pub fn sum(parts: impl IntoIterator<Item = Result<Gradients>>) -> Result<Gradients> {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().context("there are no gradients to sum")??;
+    for part in parts {
+        let part = part?;
+        tch::no_grad(|| total.grads.iter_mut().zip(&part.grads).try_for_each(|(sum, grad)| sum.f_add_(grad).map(drop)))?;
+        total.loss += part.loss;
+    }
+    Ok(total)
+}
+
+/// `rows` in `n` contiguous parts whose sizes differ by at most one.
+fn split<'r, 's>(rows: &'r [&'s Sequence], n: usize) -> impl Iterator<Item = &'r [&'s Sequence]> {
+    let (base, extra) = (rows.len() / n, rows.len() % n);
+    (0..n).scan(0, move |start, i| {
+        let len = base + usize::from(i < extra);
+        let part = &rows[*start..*start + len];
+        *start += len;
+        Some(part)
+    })
+}
+
+/// One pass over `rows` on the calling thread.
+fn shard(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pad_id: i64, denominator: usize) -> Result<Gradients> {
+    let batch = collate(rows, pad_id, model.device());
+    let loss = target_losses(model, &batch)?.f_sum(Kind::Float)?.f_div_scalar(denominator.max(1) as f64)?;
+    let grads = Tensor::f_run_backward(&[&loss], params, false, false).context("back-propagating the loss")?;
+    Ok(Gradients { loss: loss.f_double_value(&[])?, grads })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_the_rows_in_order_evenly() {
+        let sequences: Vec<Sequence> = (0..7).map(|i| Sequence { ids: vec![i], targets: vec![true] }).collect();
+        let rows: Vec<&Sequence> = sequences.iter().collect();
+        let sizes: Vec<usize> = split(&rows, 3).map(<[_]>::len).collect();
+        assert_eq!(sizes, [3, 2, 2]);
+        let ids: Vec<i64> = split(&rows, 3).flatten().map(|s| s.ids[0]).collect();
+        assert_eq!(ids, (0..7).collect::<Vec<_>>());
+    }
+}
