@@ -48,7 +48,9 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
         let step_targets: usize = group.iter().flatten().map(|s| s.loss_tokens()).sum();
         // The loss is averaged over every target token of the step, so k micro-batches of one
         // sequence make the same update as one batch of k.
-        let micro_batches = group.iter().map(|rows| shards::gradients(model, &params, rows, pad_id, step_targets));
+        let micro_batches = group
+            .iter()
+            .map(|rows| shards::gradients(model, &params, rows, pad_id, step_targets, shards::count(model.device(), rows.len())));
         let Gradients { loss, mut grads } = shards::sum(micro_batches)?;
         if job.max_grad_norm > 0.0 {
             clip_grad_norm(&mut grads, job.max_grad_norm)?;

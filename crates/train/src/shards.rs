@@ -31,14 +31,29 @@ struct Shared<'a>(&'a dyn CausalLm);
 // model by shared reference and does not mutate its tensors.
 unsafe impl Sync for Shared<'_> {}
 
+/// How many shards a micro-batch of `rows` sequences on `device` takes: one per intra-op thread
+/// on the CPU, at most one per sequence; one on CUDA.
+pub fn count(device: Device, rows: usize) -> usize {
+    match device {
+        Device::Cpu => usize::try_from(tch::get_num_threads()).unwrap_or(1).clamp(1, rows.max(1)),
+        _ => 1,
+    }
+}
+
 /// The loss of `rows` (one micro-batch) divided by `denominator` and its gradients with respect
-/// to `params`, over as many shards as the CPU has intra-op threads (one on CUDA).
-pub fn gradients(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pad_id: i64, denominator: usize) -> Result<Gradients> {
-    let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
-    let shards = if model.device() == Device::Cpu { threads.clamp(1, rows.len().max(1)) } else { 1 };
-    if shards == 1 {
+/// to `params`, computed in `shards` shards (see [`count`]).
+pub fn gradients(
+    model: &dyn CausalLm,
+    params: &[Tensor],
+    rows: &[&Sequence],
+    pad_id: i64,
+    denominator: usize,
+    shards: usize,
+) -> Result<Gradients> {
+    if shards <= 1 {
         return shard(model, params, rows, pad_id, denominator);
     }
+    let threads = tch::get_num_threads();
     let shared = Shared(model);
     let results: Vec<Result<Gradients>> = std::thread::scope(|scope| {
         let handles: Vec<_> = split(rows, shards)
@@ -54,7 +69,7 @@ pub fn gradients(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pa
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a training shard panicked")))).collect()
     });
     // The shards set the process's thread count to 1 for the threads they started.
-    tch::set_num_threads(threads as i32);
+    tch::set_num_threads(threads);
     sum(results)
 }
 
@@ -92,6 +107,26 @@ fn shard(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pad_id: i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shards of different lengths (so with padding) give the gradients of one pass over all.
+    #[test]
+    fn sharded_gradients_equal_one_pass() {
+        let model = crate::tests::fresh_model(4);
+        let params = model.var_store().trainable_variables();
+        let sequences: Vec<Sequence> = (0..5i64)
+            .map(|n| Sequence { ids: (0..6 + n).map(|i| (7 * i + n) % 40 + 3).collect(), targets: vec![true; 6 + n as usize] })
+            .collect();
+        let rows: Vec<&Sequence> = sequences.iter().collect();
+        let denominator = rows.iter().map(|s| s.loss_tokens()).sum();
+        let whole = gradients(model.as_ref(), &params, &rows, 0, denominator, 1).unwrap();
+        let sharded = gradients(model.as_ref(), &params, &rows, 0, denominator, 3).unwrap();
+        assert!((whole.loss - sharded.loss).abs() < 1e-5, "{} vs {}", whole.loss, sharded.loss);
+        for (a, b) in whole.grads.iter().zip(&sharded.grads) {
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{diff}");
+        }
+        assert!(whole.grads.iter().any(|g| g.abs().max().double_value(&[]) > 1e-3), "the loss must have gradients");
+    }
 
     #[test]
     fn parts_cover_the_rows_in_order_evenly() {

@@ -13,7 +13,7 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../llama/fixtures/llama")
 }
 
-fn fresh_model(seed: i64) -> Box<dyn CausalLm> {
+pub(crate) fn fresh_model(seed: i64) -> Box<dyn CausalLm> {
     let config = entangle_checkpoint::read_config(&fixture()).unwrap();
     entangle_models::registry().build(&config, Weights::Fresh { seed }, Placement::cpu()).unwrap()
 }
