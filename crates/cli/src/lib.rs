@@ -1,6 +1,7 @@
 //! The shared shell of every entangle stage binary (`entangle-prepare`, `entangle-train`,
-//! `entangle-project`, …): logging configured from `RUST_LOG` (default `info`, to stderr), and
-//! the exit convention — success exits 0, any error prints one line `error: <cause chain>` to
+//! `entangle-project`, …): logging configured from `RUST_LOG` (default `info`, to stderr), the
+//! allocator settings libtorch's tensors run best with ([`keep_freed_memory`]), and the exit
+//! convention — success exits 0, any error prints one line `error: <cause chain>` to
 //! stderr and exits 1. Every stage takes [`StageArgs`] (`--run DIR`, `--force`). A binary's
 //! `main` parses its flags and calls its library inside [`main`]:
 //!
@@ -29,15 +30,34 @@ pub struct StageArgs {
     pub force: bool,
 }
 
-/// Sets up logging, runs `body`, and turns its result into the process exit code.
+/// Sets up logging and memory, runs `body`, and turns its result into the process exit code.
 pub fn main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     init_logging();
+    keep_freed_memory();
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Tells glibc's malloc to serve every allocation from its heaps and to keep what is freed,
+/// rather than to map each large block (every tensor above 32 MB, such as a batch's logits)
+/// fresh from the kernel and to unmap it when freed. libtorch allocates and frees tensors of the
+/// same sizes at every step, so after the first step their memory is reused instead of being
+/// faulted in, page by page, again; a stage's resident memory stays at its peak until it exits.
+/// Training threads also stop blocking each other on the unmapping. Measured with
+/// `entangle-bench train` on 2 cores: minor page faults ~0.93 M → ~0.57 M, +1%, +5% and +10%
+/// tokens/s in three paired runs, peak RSS 1.44 → ~1.7 GB.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before the stage allocates
+    // tensors, and a refused setting (return 0) leaves glibc's defaults.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
 
