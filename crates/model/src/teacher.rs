@@ -17,12 +17,6 @@ pub struct Sequence {
 }
 
 impl Sequence {
-    /// Number of tokens that carry loss: the targets after the first token, which nothing
-    /// predicts.
-    pub fn loss_tokens(&self) -> usize {
-        self.targets.iter().skip(1).filter(|&&target| target).count()
-    }
-
     /// The prompt-then-response example of `format`, with targets on the response only.
     pub fn response_only(
         format: PromptFormat,
@@ -62,8 +56,6 @@ pub struct TargetBatch {
     pub targets: Tensor,
     /// `[n]` int64: the row of each target.
     pub target_rows: Tensor,
-    /// Number of positions that carry loss (`n`).
-    pub target_count: usize,
 }
 
 /// Collates `sequences` into one right-padded batch on `device`.
@@ -94,7 +86,6 @@ pub fn collate(sequences: &[&Sequence], pad_id: i64, device: Device) -> TargetBa
         predicting: Tensor::from_slice(&predicting).reshape(shape).to_device(device),
         targets: Tensor::from_slice(&targets).to_device(device),
         target_rows: Tensor::from_slice(&target_rows).to_device(device),
-        target_count: targets.len(),
     }
 }
 
@@ -175,7 +166,7 @@ mod tests {
         assert_eq!(rows(&batch.predicting), vec![vec![1, 1, 0], vec![0, 0, 0]], "the first token is never predicted");
         assert_eq!(Vec::<i64>::try_from(&batch.targets).unwrap(), vec![6, 7]);
         assert_eq!(Vec::<i64>::try_from(&batch.target_rows).unwrap(), vec![0, 0]);
-        assert_eq!(batch.target_count, a.target_count() + b.target_count());
+        assert_eq!(batch.targets.size(), [(a.target_count() + b.target_count()) as i64]);
     }
 
     #[test]

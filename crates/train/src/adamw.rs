@@ -20,12 +20,13 @@ pub struct AdamW {
 
 impl AdamW {
     /// Zero moments for `params`, with `job`'s betas, eps and weight decay.
-    pub fn new(params: Vec<Tensor>, job: &TrainJob) -> Result<AdamW> {
+    pub fn new(params: &[Tensor], job: &TrainJob) -> Result<AdamW> {
         let moments = params
             .iter()
             .map(|p| Ok((p.f_zeros_like()?, p.f_zeros_like()?)))
             .collect::<Result<Vec<_>>>()
             .context("allocating the AdamW moments")?;
+        let params = params.iter().map(Tensor::shallow_clone).collect();
         Ok(AdamW { params, moments, betas: job.betas, eps: job.eps, weight_decay: job.weight_decay, steps: 0 })
     }
 
@@ -97,7 +98,7 @@ mod tests {
             let mut reference = tch::nn::AdamW { beta1: 0.9, beta2: 0.95, wd: weight_decay, eps: 1e-6, amsgrad: false }
                 .build(&theirs, 0.0)
                 .unwrap();
-            let mut adamw = AdamW::new(vec![ours.shallow_clone()], &job).unwrap();
+            let mut adamw = AdamW::new(std::slice::from_ref(&ours), &job).unwrap();
             for (grad, lr) in grads.iter().zip([1e-2, 0.0, 3e-2, 5e-3]) {
                 reference.zero_grad();
                 (&param * grad).sum(Kind::Float).backward();

@@ -33,8 +33,8 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
         job.lr,
         job.warmup_ratio
     );
-    let mut optimizer = AdamW::new(model.var_store().trainable_variables(), job)?;
     let params = model.var_store().trainable_variables();
+    let mut optimizer = AdamW::new(&params, job)?;
     let lengths: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
     let mut batches = MicroBatches { lengths: &lengths, batch_size: job.batch_size, seed, epoch: 0, queue: Vec::new() };
     let progress = progress_bar(steps);
@@ -45,7 +45,7 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
         let lr = schedule.lr_at(step);
         let group: Vec<Vec<&Sequence>> =
             (0..job.grad_accum).map(|_| batches.next().into_iter().map(|i| &sequences[i]).collect()).collect();
-        let step_targets: usize = group.iter().flatten().map(|s| s.loss_tokens()).sum();
+        let step_targets: usize = group.iter().flatten().map(|s| s.target_count()).sum();
         // The loss is averaged over every target token of the step, so k micro-batches of one
         // sequence make the same update as one batch of k.
         let micro_batches = group

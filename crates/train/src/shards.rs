@@ -117,7 +117,7 @@ mod tests {
             .map(|n| Sequence { ids: (0..6 + n).map(|i| (7 * i + n) % 40 + 3).collect(), targets: vec![true; 6 + n as usize] })
             .collect();
         let rows: Vec<&Sequence> = sequences.iter().collect();
-        let denominator = rows.iter().map(|s| s.loss_tokens()).sum();
+        let denominator = rows.iter().map(|s| s.target_count()).sum();
         let whole = gradients(model.as_ref(), &params, &rows, 0, denominator, 1).unwrap();
         let sharded = gradients(model.as_ref(), &params, &rows, 0, denominator, 3).unwrap();
         assert!((whole.loss - sharded.loss).abs() < 1e-5, "{} vs {}", whole.loss, sharded.loss);
