@@ -6,8 +6,8 @@
 use anyhow::{bail, Context, Result};
 use entangle_draw::{gaussian, tensor_rng};
 use entangle_model::{
-    attend, attention_mask, linear, packed, unpacked, CausalLm, Dims, ForwardInput, ForwardOutput, KvCache, Logits, Packing,
-    Placement,
+    attend, attention_mask, linear, packed, unpacked, with_pads, CausalLm, Dims, ForwardInput, ForwardOutput, KvCache, Logits,
+    Packing, Placement,
 };
 use tch::nn::{Path, VarStore};
 use tch::{Kind, Tensor};
@@ -270,10 +270,11 @@ impl CausalLm for Llama {
                 .f_unsqueeze(0)?
                 .f_expand([batch, tokens], false)?,
         };
-        let full_mask = attention_mask(input.attention_mask, cached, tokens, None, device)?;
+        let padding = with_pads(input.attention_mask)?;
+        let full_mask = attention_mask(padding, cached, tokens, None, device)?;
         let mut windowed: Vec<(i64, Option<Tensor>)> = Vec::new();
         // Padded batches run every per-token product on their real tokens only.
-        let packing = Packing::of(input.attention_mask, tokens)?;
+        let packing = Packing::of(padding, tokens)?;
         let packing = packing.as_ref();
         let pass = Pass { batch, tokens, cos_sin: rope::cos_sin(&self.inv_freq, &positions, self.vs.kind())?, packing };
         let mut h = packed(packing, Tensor::f_embedding(&self.embed, input.input_ids, -1, false, false)?)?;
@@ -286,7 +287,7 @@ impl CausalLm for Llama {
                 None => full_mask.as_ref(),
                 Some(w) => {
                     if !windowed.iter().any(|(size, _)| size == w) {
-                        windowed.push((*w, attention_mask(input.attention_mask, cached, tokens, Some(*w), device)?));
+                        windowed.push((*w, attention_mask(padding, cached, tokens, Some(*w), device)?));
                     }
                     windowed.iter().find(|(size, _)| size == w).and_then(|(_, m)| m.as_ref())
                 }

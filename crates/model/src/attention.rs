@@ -4,13 +4,24 @@
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
+/// `padding` (`[batch, positions]`, 0 = pad) when it holds a pad; `None` when it is absent or
+/// all ones, as in a batch of equal lengths. A forward pass checks this once and hands the
+/// result to [`attention_mask`] (for every window size) and to `Packing::of`: on CUDA the check
+/// waits for the device.
+pub fn with_pads(padding: Option<&Tensor>) -> Result<Option<&Tensor>> {
+    match padding {
+        Some(p) if p.f_ne(0)?.f_all()?.f_int64_value(&[])? == 1 => Ok(None),
+        p => Ok(p),
+    }
+}
+
 /// The boolean mask, `[batch or 1, 1, new, cached + new]` with true where a query may attend,
 /// for `new` tokens after `cached` ones: causal, within the last `window` positions when given
 /// (transformers' sliding window: key > query − window), and never to padding (`padding`,
-/// `[batch, cached + new]`, 0 = pad). A padding query attends to itself only, so no row is
-/// empty. `None` when plain causal attention over the new tokens is exact (nothing cached, no
-/// window, no padding or a padding mask of all ones, as in a batch of equal lengths), so the
-/// fused causal kernel can run, as transformers lets it.
+/// `[batch, cached + new]`, 0 = pad, as [`with_pads`] gives it). A padding query attends to
+/// itself only, so no row is empty. `None` when plain causal attention over the new tokens is
+/// exact (nothing cached, no window, no padding), so the fused causal kernel can run, as
+/// transformers lets it.
 pub fn attention_mask(
     padding: Option<&Tensor>,
     cached: i64,
@@ -18,10 +29,6 @@ pub fn attention_mask(
     window: Option<i64>,
     device: Device,
 ) -> Result<Option<Tensor>> {
-    let padding = match padding {
-        Some(p) if p.f_ne(0)?.f_all()?.f_int64_value(&[])? == 1 => None,
-        p => p,
-    };
     if padding.is_none() && cached == 0 && window.is_none() {
         return Ok(None);
     }
@@ -73,7 +80,8 @@ mod tests {
     fn mask_is_causal_padded_and_windowed() {
         assert!(attention_mask(None, 0, 3, None, Device::Cpu).unwrap().is_none());
         let unpadded = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1]).view([2, 3]);
-        assert!(attention_mask(Some(&unpadded), 0, 3, None, Device::Cpu).unwrap().is_none(), "no padding: fused causal");
+        let pads = with_pads(Some(&unpadded)).unwrap();
+        assert!(attention_mask(pads, 0, 3, None, Device::Cpu).unwrap().is_none(), "no padding: fused causal");
         assert_eq!(mask_rows(Some(&[1, 1, 1]), 1, 2, None), [[1, 1, 0], [1, 1, 1]]);
         assert_eq!(mask_rows(None, 1, 2, None), [[1, 1, 0], [1, 1, 1]]);
         assert_eq!(mask_rows(Some(&[0, 1, 1]), 0, 3, None), [[1, 0, 0], [0, 1, 0], [0, 1, 1]]);

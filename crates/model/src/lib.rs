@@ -49,7 +49,7 @@ mod teacher;
 mod tokenizer;
 mod weights;
 
-pub use attention::{attend, attention_mask};
+pub use attention::{attend, attention_mask, with_pads};
 pub use batch::{position_ids, Batch};
 pub use cache::KvCache;
 pub use causal_lm::{CausalLm, Dims, ForwardInput, ForwardOutput, Logits};
