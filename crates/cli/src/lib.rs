@@ -44,8 +44,8 @@ pub fn main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
 }
 
 /// Tells glibc's malloc to serve every allocation from its heaps and to keep what is freed,
-/// rather than to map each large block (every tensor above 32 MB, such as a batch's logits)
-/// fresh from the kernel and to unmap it when freed. libtorch allocates and frees tensors of the
+/// rather than to map each large block (above glibc's mmap threshold, 128 KB rising to 32 MB:
+/// a batch's logits always) fresh from the kernel and to unmap it when freed. libtorch allocates and frees tensors of the
 /// same sizes at every step, so after the first step their memory is reused instead of being
 /// faulted in, page by page, again; a stage's resident memory stays at its peak until it exits.
 /// Training threads also stop blocking each other on the unmapping. Measured with
