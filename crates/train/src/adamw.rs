@@ -1,7 +1,14 @@
 //! AdamW as `torch.optim.AdamW` computes it — decoupled weight decay, bias-corrected first and
 //! second moments — applied to gradients the trainer hands in rather than to each parameter's
 //! `.grad`: a step's gradients come back from the shards' backward passes ([`crate::shards`])
-//! and are summed in a fixed order. Also the gradient-norm clipping of `clip_grad_norm_`.
+//! and are summed in a fixed order. Also the factor of `clip_grad_norm_`, which the step applies
+//! to each gradient as it reads it.
+//!
+//! Contiguous f32 parameters on the CPU are updated in one pass over parameter, gradient and
+//! moments, split across the intra-op threads ([`fused`]), as torch's fused AdamW kernel does;
+//! elsewhere (CUDA) the update is a sequence of tensor operations.
+
+mod fused;
 
 use anyhow::{ensure, Context, Result};
 use entangle_pipeline::TrainJob;
@@ -18,6 +25,22 @@ pub struct AdamW {
     steps: i32,
 }
 
+/// The scalars of one update. The bias corrections c₁ = 1 − β₁ᵗ and c₂ = 1 − β₂ᵗ are folded in
+/// as torch's fused kernel folds them: `p −= lr/c₁ · m / (√v/√c₂ + eps)`.
+#[derive(Debug, Clone, Copy)]
+struct Update {
+    /// What every gradient is multiplied by first: the clipping factor.
+    grad_scale: f64,
+    betas: [f64; 2],
+    /// `1 − lr · weight_decay`.
+    decay: f64,
+    /// `lr / c₁`; 0 leaves the parameters as they are.
+    step_size: f64,
+    /// `√c₂`.
+    root_c2: f64,
+    eps: f64,
+}
+
 impl AdamW {
     /// Zero moments for `params`, with `job`'s betas, eps and weight decay.
     pub fn new(params: &[Tensor], job: &TrainJob) -> Result<AdamW> {
@@ -30,26 +53,47 @@ impl AdamW {
         Ok(AdamW { params, moments, betas: job.betas, eps: job.eps, weight_decay: job.weight_decay, steps: 0 })
     }
 
-    /// One update at learning rate `lr` from `grads`, one per parameter in order. The bias
-    /// corrections are folded into the step size and eps, as torch's fused kernel does:
-    /// `p -= lr·√c₂/c₁ · m / (√v + eps·√c₂)` equals `p -= lr/c₁ · m / (√v/√c₂ + eps)`.
-    pub fn step(&mut self, grads: &[Tensor], lr: f64) -> Result<()> {
+    /// One update at learning rate `lr` from `grads`, one per parameter in order, each first
+    /// multiplied by `grad_scale` (see [`clip_factor`]).
+    pub fn step(&mut self, grads: &[Tensor], grad_scale: f64, lr: f64) -> Result<()> {
         ensure!(grads.len() == self.params.len(), "{} gradients for {} parameters", grads.len(), self.params.len());
         self.steps += 1;
         let [beta1, beta2] = self.betas;
-        let (c1, c2) = (1.0 - beta1.powi(self.steps), 1.0 - beta2.powi(self.steps));
-        let root_c2 = c2.sqrt();
-        // The returned tensors are the updated ones themselves.
+        let update = Update {
+            grad_scale,
+            betas: self.betas,
+            decay: 1.0 - lr * self.weight_decay,
+            step_size: lr / (1.0 - beta1.powi(self.steps)),
+            root_c2: (1.0 - beta2.powi(self.steps)).sqrt(),
+            eps: self.eps,
+        };
         let _no_grad = tch::no_grad_guard();
+        match fused::Values::of(&self.params, grads, &self.moments) {
+            Some(values) => {
+                fused::step(values, update, usize::try_from(tch::get_num_threads()).unwrap_or(1));
+                Ok(())
+            }
+            None => self.tensor_step(grads, update),
+        }
+    }
+
+    /// The update as tensor operations, for any device and dtype.
+    fn tensor_step(&mut self, grads: &[Tensor], update: Update) -> Result<()> {
+        let [beta1, beta2] = update.betas;
+        // The returned tensors are the updated ones themselves.
         for ((param, (mean, square)), grad) in self.params.iter_mut().zip(&mut self.moments).zip(grads) {
-            let _ = mean.f_lerp_(grad, 1.0 - beta1)?;
+            let grad = if update.grad_scale == 1.0 { grad.shallow_clone() } else { grad.f_mul_scalar(update.grad_scale)? };
+            let _ = mean.f_lerp_(&grad, 1.0 - beta1)?;
             let _ = square.f_lerp_(&grad.f_square()?, 1.0 - beta2)?;
-            if lr > 0.0 {
-                if self.weight_decay > 0.0 {
-                    let _ = param.f_mul_scalar_(1.0 - lr * self.weight_decay)?;
+            if update.step_size > 0.0 {
+                if update.decay != 1.0 {
+                    let _ = param.f_mul_scalar_(update.decay)?;
                 }
-                // addcdiv_ adds m / d: the negative step size goes into the denominator.
-                let denominator = square.f_sqrt()?.f_add_scalar_(self.eps * root_c2)?.f_mul_scalar_(-c1 / (lr * root_c2))?;
+                // addcdiv_ adds m / d: d = −(√v + eps·√c₂) / (step_size·√c₂).
+                let denominator = square
+                    .f_sqrt()?
+                    .f_add_scalar_(update.eps * update.root_c2)?
+                    .f_mul_scalar_(-1.0 / (update.step_size * update.root_c2))?;
                 let _ = param.f_addcdiv_(mean, &denominator)?;
             }
         }
@@ -57,20 +101,14 @@ impl AdamW {
     }
 }
 
-/// Scales `grads` in place so that their joint L2 norm (as if concatenated) is at most
-/// `max_norm`, as torch's `clip_grad_norm_`: by `max_norm / (norm + 1e-6)` when that is below 1.
-/// Returns the norm before clipping.
-pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
+/// The factor that brings the joint L2 norm of `grads` (as if concatenated) down to at most
+/// `max_norm`, as torch's `clip_grad_norm_` scales them: `max_norm / (norm + 1e-6)` when that is
+/// below 1, else 1.
+pub fn clip_factor(grads: &[Tensor], max_norm: f64) -> Result<f64> {
     let _no_grad = tch::no_grad_guard();
     let norms = grads.iter().map(Tensor::f_norm).collect::<Result<Vec<_>, _>>()?;
     let norm = Tensor::f_stack(&norms, 0)?.f_norm()?.f_double_value(&[])?;
-    let factor = max_norm / (norm + 1e-6);
-    if factor < 1.0 {
-        for grad in grads {
-            let _ = grad.f_mul_scalar_(factor)?;
-        }
-    }
-    Ok(norm)
+    Ok((max_norm / (norm + 1e-6)).min(1.0))
 }
 
 #[cfg(test)]
@@ -85,42 +123,43 @@ mod tests {
     }
 
     /// Our AdamW against libtorch's own `torch::optim::AdamW` over steps with a changing
-    /// learning rate (a zero one included) and fixed gradients.
+    /// learning rate (a zero one included), gradient scale and fixed gradients: f32 parameters
+    /// take the fused pass, f64 ones the tensor operations.
     #[test]
     fn follows_libtorch_adamw() {
-        for weight_decay in [0.0, 0.1] {
+        for (kind, weight_decay) in [(Kind::Float, 0.0), (Kind::Float, 0.1), (Kind::Double, 0.0), (Kind::Double, 0.1)] {
             tch::manual_seed(11);
-            let theirs = tch::nn::VarStore::new(Device::Cpu);
-            let param = theirs.root().randn_standard("w", &[5, 4]);
-            let ours = param.detach().copy();
-            let grads: Vec<Tensor> = (0..4).map(|_| Tensor::randn([5, 4], (Kind::Float, Device::Cpu))).collect();
+            let mut theirs = tch::nn::VarStore::new(Device::Cpu);
+            let params = [theirs.root().randn_standard("w", &[5, 4]), theirs.root().randn_standard("b", &[3])];
+            theirs.set_kind(kind);
+            let ours: Vec<Tensor> = params.iter().map(|p| p.detach().copy()).collect();
             let job = job(weight_decay);
             let mut reference = tch::nn::AdamW { beta1: 0.9, beta2: 0.95, wd: weight_decay, eps: 1e-6, amsgrad: false }
                 .build(&theirs, 0.0)
                 .unwrap();
-            let mut adamw = AdamW::new(std::slice::from_ref(&ours), &job).unwrap();
-            for (grad, lr) in grads.iter().zip([1e-2, 0.0, 3e-2, 5e-3]) {
+            let mut adamw = AdamW::new(&ours, &job).unwrap();
+            for (lr, scale) in [(1e-2, 1.0), (0.0, 0.5), (3e-2, 0.25), (5e-3, 1.0)] {
+                let grads: Vec<Tensor> = params.iter().map(|p| Tensor::randn(p.size(), (kind, Device::Cpu))).collect();
+                assert_eq!(fused::Values::of(&ours, &grads, &adamw.moments).is_some(), kind == Kind::Float);
                 reference.zero_grad();
-                (&param * grad).sum(Kind::Float).backward();
+                let loss: Tensor = params.iter().zip(&grads).map(|(p, g)| (p * g * scale).sum(kind)).sum();
+                loss.backward();
                 reference.set_lr(lr);
                 reference.step();
-                adamw.step(std::slice::from_ref(grad), lr).unwrap();
-                let diff = (&ours - &param).abs().max().double_value(&[]);
-                assert!(diff < 1e-6, "weight decay {weight_decay}, lr {lr}: {diff}");
+                adamw.step(&grads, scale, lr).unwrap();
+                for (ours, theirs) in ours.iter().zip(&params) {
+                    let diff = (ours - theirs).abs().max().double_value(&[]);
+                    assert!(diff < 1e-6, "{kind:?}, weight decay {weight_decay}, lr {lr}: {diff}");
+                }
             }
-            assert!((&ours - &param.detach()).abs().max().double_value(&[]) < 1e-6);
         }
     }
 
     #[test]
     fn clipping_scales_the_joint_norm_down_only() {
-        let mut grads = vec![Tensor::from_slice(&[3.0f32, 0.0]), Tensor::from_slice(&[0.0f32, 4.0])];
-        assert!((clip_grad_norm(&mut grads, 1.0).unwrap() - 5.0).abs() < 1e-6);
-        let clipped: Vec<f64> = grads.iter().flat_map(|g| Vec::<f64>::try_from(g.to_kind(Kind::Double)).unwrap()).collect();
-        let want = [3.0, 0.0, 0.0, 4.0].map(|x| x / (5.0 + 1e-6));
-        assert!(clipped.iter().zip(want).all(|(c, w)| (c - w).abs() < 1e-6), "{clipped:?}");
-        let mut small = vec![Tensor::from_slice(&[0.3f32, 0.4])];
-        assert!((clip_grad_norm(&mut small, 1.0).unwrap() - 0.5).abs() < 1e-6);
-        assert_eq!(Vec::<f32>::try_from(&small[0]).unwrap(), [0.3, 0.4]);
+        let grads = [Tensor::from_slice(&[3.0f32, 0.0]), Tensor::from_slice(&[0.0f32, 4.0])];
+        assert!((clip_factor(&grads, 1.0).unwrap() - 1.0 / (5.0 + 1e-6)).abs() < 1e-9);
+        assert!((clip_factor(&grads, 10.0).unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(clip_factor(&[Tensor::from_slice(&[0.3f32, 0.4])], 1.0).unwrap(), 1.0);
     }
 }

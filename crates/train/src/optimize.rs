@@ -9,7 +9,7 @@ use entangle_model::{CausalLm, Sequence};
 use entangle_pipeline::TrainJob;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::adamw::{clip_grad_norm, AdamW};
+use crate::adamw::{clip_factor, AdamW};
 use crate::batches::length_grouped_batches;
 use crate::schedule::LrSchedule;
 use crate::shards::{self, Gradients};
@@ -51,11 +51,9 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
         let micro_batches = group
             .iter()
             .map(|rows| shards::gradients(model, &params, rows, pad_id, step_targets, shards::count(model.device(), rows.len())));
-        let Gradients { loss, mut grads } = shards::sum(micro_batches)?;
-        if job.max_grad_norm > 0.0 {
-            clip_grad_norm(&mut grads, job.max_grad_norm)?;
-        }
-        optimizer.step(&grads, lr)?;
+        let Gradients { loss, grads } = shards::sum(micro_batches)?;
+        let grad_scale = if job.max_grad_norm > 0.0 { clip_factor(&grads, job.max_grad_norm)? } else { 1.0 };
+        optimizer.step(&grads, grad_scale, lr)?;
         tokens += step_targets as u64;
         let seconds = started.elapsed().as_secs_f64();
         progress.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s", tokens as f64 / seconds.max(1e-9)));
