@@ -241,15 +241,36 @@ fn model(runner: &Runner) -> Result<Report> {
     Ok(Report { rows, entangle: vec![ours], baseline: theirs })
 }
 
+/// How many times each side of the training benchmark runs, alternating with the other; each
+/// side's fastest run counts. On a shared 2-core machine single runs swing by ±15%.
+const TRAIN_RUNS: usize = 3;
+
 fn train(runner: &Runner) -> Result<Report> {
     let data = runner.inputs.join("train.json");
-    let ours = measure(runner.entangle_bench("train").arg("--data").arg(&data))?;
-    let theirs = measure(runner.baseline("train_baseline.py", true).arg("--data").arg(&data))?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..TRAIN_RUNS {
+        ours.push(measure(runner.entangle_bench("train").arg("--data").arg(&data))?);
+        theirs.push(measure(runner.baseline("train_baseline.py", true).arg("--data").arg(&data))?);
+    }
+    let ours = fastest(ours, "train_tokens_per_s")?;
+    let theirs = fastest(theirs, "train_tokens_per_s")?;
     let rows = vec![
         throughput("training tokens/s", "train_tokens_per_s", &ours, &theirs, 1.2)?,
         peak_rss_row(std::slice::from_ref(&ours), &theirs, None),
     ];
     Ok(Report { rows, entangle: vec![ours], baseline: theirs })
+}
+
+/// The run with the highest `field`.
+fn fastest(runs: Vec<Measured>, field: &str) -> Result<Measured> {
+    let mut best: Option<(f64, Measured)> = None;
+    for run in runs {
+        let value = run.number(field)?;
+        if best.as_ref().is_none_or(|(top, _)| value > *top) {
+            best = Some((value, run));
+        }
+    }
+    best.map(|(_, run)| run).context("no run to choose from")
 }
 
 fn eval(runner: &Runner) -> Result<Report> {
