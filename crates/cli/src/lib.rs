@@ -43,21 +43,25 @@ pub fn main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Tells glibc's malloc to serve every allocation from its heaps and to keep what is freed,
+/// Tells glibc's malloc to serve every allocation from one heap and to keep what is freed,
 /// rather than to map each large block (above glibc's mmap threshold, 128 KB rising to 32 MB:
-/// a batch's logits always) fresh from the kernel and to unmap it when freed. libtorch allocates and frees tensors of the
-/// same sizes at every step, so after the first step their memory is reused instead of being
-/// faulted in, page by page, again; a stage's resident memory stays at its peak until it exits.
-/// Training threads also stop blocking each other on the unmapping. Measured with
-/// `entangle-bench train` on 2 cores: minor page faults ~0.93 M → ~0.57 M, +1%, +5% and +10%
-/// tokens/s in three paired runs, peak RSS 1.44 → ~1.7 GB.
+/// a batch's logits always) fresh from the kernel and to unmap it when freed. libtorch
+/// allocates and frees tensors of the same sizes at every step, so after the first step their
+/// memory is reused instead of being faulted in, page by page, again; a stage's resident memory
+/// stays at its peak until it exits. One heap (the main arena) for every thread, as the
+/// training shards' threads otherwise each get an arena whose sub-heaps (64 MB at most) are
+/// unmapped as soon as they are empty: at every step for blocks the size of a shard's logits.
+/// Measured with `entangle-bench train` on 2 cores: minor page faults ~0.93 M → ~0.57 M with
+/// the heap alone, +1%, +5% and +10% tokens/s in three paired runs, peak RSS 1.44 → ~1.7 GB;
+/// → ~0.28 M with one arena, kernel time 2.4 s → 1.2 s of the run's ~40 s of CPU.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; it is called before the stage allocates
-    // tensors, and a refused setting (return 0) leaves glibc's defaults.
+    // tensors or starts threads, and a refused setting (return 0) leaves glibc's defaults.
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 

@@ -61,6 +61,6 @@ pub use linear::linear;
 pub use packing::{packed, unpacked, Packing};
 pub use prompt::{Example, PromptFormat, INSTRUCTION_MARKER, RESPONSE_MARKER};
 pub use registry::{Build, Family, Registry, Weights};
-pub use teacher::{collate, response_nll, target_losses, Sequence, TargetBatch};
+pub use teacher::{collate, cross_entropy, response_nll, target_logits, target_losses, Sequence, TargetBatch};
 pub use tokenizer::Tokenizer;
 pub use weights::{copy_tensors, load_checkpoint, LoadReport};

@@ -90,11 +90,16 @@ pub fn collate(sequences: &[&Sequence], pad_id: i64, device: Device) -> TargetBa
 }
 
 /// The next-token cross-entropy of each target of `batch`, `[n]` in f32, in the order of
-/// `batch.targets`. The model computes logits only at the positions that predict a target
-/// (bf16 autocast on CUDA): the output projection and the softmax over the vocabulary skip
-/// prompts and padding (for SmolLM2's 49k-token vocabulary, 8% of an SFT step's time and 0.45 GB
-/// of its peak memory).
+/// `batch.targets`.
 pub fn target_losses(model: &dyn CausalLm, batch: &TargetBatch) -> Result<Tensor> {
+    cross_entropy(&target_logits(model, batch)?, &batch.targets)
+}
+
+/// The logits at each position of `batch` that predicts a target, `[n, vocab]`, in the order of
+/// `batch.targets`. The model computes logits only there (bf16 autocast on CUDA): the output
+/// projection and the softmax over the vocabulary skip prompts and padding (for SmolLM2's
+/// 49k-token vocabulary, 8% of an SFT step's time and 0.45 GB of its peak memory).
+pub fn target_logits(model: &dyn CausalLm, batch: &TargetBatch) -> Result<Tensor> {
     let input = ForwardInput {
         input_ids: &batch.input_ids,
         attention_mask: Some(&batch.attention_mask),
@@ -102,12 +107,11 @@ pub fn target_losses(model: &dyn CausalLm, batch: &TargetBatch) -> Result<Tensor
         logits: Logits::At(&batch.predicting),
         hidden_states: false,
     };
-    let logits = tch::autocast(model.device().is_cuda(), || model.forward(&input, None))?.logits;
-    cross_entropy(&logits, &batch.targets)
+    Ok(tch::autocast(model.device().is_cuda(), || model.forward(&input, None))?.logits)
 }
 
 /// Cross-entropy of each row of `logits` (`[n, vocab]`) against its target (`[n]`), in f32.
-fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let logits = logits.f_to_kind(Kind::Float)?;
     // Every row is a target: the ignored index (PyTorch's default, -100) is never a token.
     Ok(logits.f_cross_entropy_loss::<Tensor>(targets, None, Reduction::None, -100, 0.0)?)

@@ -21,6 +21,7 @@
 
 mod adamw;
 mod batches;
+mod cross_entropy;
 mod optimize;
 mod schedule;
 mod sequences;

@@ -12,8 +12,10 @@
 //! thread count.
 
 use anyhow::{Context, Result};
-use entangle_model::{collate, target_losses, CausalLm, Sequence};
+use entangle_model::{collate, cross_entropy, target_logits, CausalLm, Sequence};
 use tch::{Device, Kind, Tensor};
+
+use crate::cross_entropy;
 
 /// The loss of one micro-batch and its gradients.
 pub struct Gradients {
@@ -28,7 +30,7 @@ pub struct Gradients {
 /// passes make new tensors), which libtorch supports from many threads at once.
 struct Shared<'a>(&'a dyn CausalLm);
 
-// SAFETY: the shards call only `CausalLm::forward` (through `target_losses`), which takes the
+// SAFETY: the shards call only `CausalLm::forward` (through `target_logits`), which takes the
 // model by shared reference and does not mutate its tensors.
 unsafe impl Sync for Shared<'_> {}
 
@@ -97,12 +99,23 @@ fn split<'r, 's>(rows: &'r [&'s Sequence], n: usize) -> impl Iterator<Item = &'r
     })
 }
 
-/// One pass over `rows` on the calling thread.
+/// One pass over `rows` on the calling thread. On the CPU the loss and its gradient with respect
+/// to the logits come from one pass of [`cross_entropy::with_gradient`]; back-propagating
+/// `logits · gradient` (a dot product of the flattened matrices) then gives the logits exactly
+/// that gradient.
 fn shard(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pad_id: i64, denominator: usize) -> Result<Gradients> {
     let batch = collate(rows, pad_id, model.device());
-    let loss = target_losses(model, &batch)?.f_sum(Kind::Float)?.f_div_scalar(denominator.max(1) as f64)?;
-    let grads = Tensor::f_run_backward(&[&loss], params, false, false).context("back-propagating the loss")?;
-    Ok(Gradients { loss: loss.f_double_value(&[])?, grads })
+    let logits = target_logits(model, &batch)?;
+    let scale = 1.0 / denominator.max(1) as f64;
+    let (loss, root) = match cross_entropy::with_gradient(&logits, &batch.targets, scale)? {
+        Some((loss, grad)) => (loss, logits.f_flatten(0, -1)?.f_dot(&grad.f_flatten(0, -1)?)?),
+        None => {
+            let loss = cross_entropy(&logits, &batch.targets)?.f_sum(Kind::Float)?.f_mul_scalar(scale)?;
+            (loss.f_double_value(&[])?, loss)
+        }
+    };
+    let grads = Tensor::f_run_backward(&[&root], params, false, false).context("back-propagating the loss")?;
+    Ok(Gradients { loss, grads })
 }
 
 #[cfg(test)]
@@ -127,6 +140,24 @@ mod tests {
             assert!(diff < 1e-5, "{diff}");
         }
         assert!(whole.grads.iter().any(|g| g.abs().max().double_value(&[]) > 1e-3), "the loss must have gradients");
+    }
+
+    /// The one-pass loss gives the loss and gradients of libtorch's cross-entropy.
+    #[test]
+    fn one_pass_loss_gives_the_gradients_of_libtorch_cross_entropy() {
+        let model = crate::tests::fresh_model(4);
+        let params = model.var_store().trainable_variables();
+        let sequences = [Sequence { ids: (0..9).map(|i| (5 * i) % 40 + 3).collect(), targets: vec![true; 9] }];
+        let rows: Vec<&Sequence> = sequences.iter().collect();
+        let ours = shard(model.as_ref(), &params, &rows, 0, 16).unwrap();
+        let batch = collate(&rows, 0, Device::Cpu);
+        let loss = cross_entropy(&target_logits(model.as_ref(), &batch).unwrap(), &batch.targets).unwrap().sum(Kind::Float) / 16.0;
+        let want = Tensor::run_backward(&[&loss], &params, false, false);
+        assert!((ours.loss - loss.double_value(&[])).abs() < 1e-6, "{} vs {}", ours.loss, loss.double_value(&[]));
+        for (a, b) in ours.grads.iter().zip(&want) {
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "{diff}");
+        }
     }
 
     #[test]
