@@ -12,7 +12,7 @@
 //! thread count.
 
 use anyhow::{Context, Result};
-use entangle_model::{collate, cross_entropy, target_logits, CausalLm, Sequence};
+use entangle_model::{collate, target_logits, CausalLm, Sequence};
 use tch::{Device, Kind, Tensor};
 
 use crate::cross_entropy;
@@ -110,7 +110,7 @@ fn shard(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pad_id: i6
     let (loss, root) = match cross_entropy::with_gradient(&logits, &batch.targets, scale)? {
         Some((loss, grad)) => (loss, logits.f_flatten(0, -1)?.f_dot(&grad.f_flatten(0, -1)?)?),
         None => {
-            let loss = cross_entropy(&logits, &batch.targets)?.f_sum(Kind::Float)?.f_mul_scalar(scale)?;
+            let loss = entangle_model::cross_entropy(&logits, &batch.targets)?.f_sum(Kind::Float)?.f_mul_scalar(scale)?;
             (loss.f_double_value(&[])?, loss)
         }
     };
@@ -151,7 +151,8 @@ mod tests {
         let rows: Vec<&Sequence> = sequences.iter().collect();
         let ours = shard(model.as_ref(), &params, &rows, 0, 16).unwrap();
         let batch = collate(&rows, 0, Device::Cpu);
-        let loss = cross_entropy(&target_logits(model.as_ref(), &batch).unwrap(), &batch.targets).unwrap().sum(Kind::Float) / 16.0;
+        let logits = target_logits(model.as_ref(), &batch).unwrap();
+        let loss = entangle_model::cross_entropy(&logits, &batch.targets).unwrap().sum(Kind::Float) / 16.0;
         let want = Tensor::run_backward(&[&loss], &params, false, false);
         assert!((ours.loss - loss.double_value(&[])).abs() < 1e-6, "{} vs {}", ours.loss, loss.double_value(&[]));
         for (a, b) in ours.grads.iter().zip(&want) {
