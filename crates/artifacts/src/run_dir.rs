@@ -44,6 +44,12 @@ impl RunDir {
         self.root.join("train").join(format!("{job}.parquet"))
     }
 
+    /// `train/<job>.state/`: the resumable state of a training job that saves one, until the
+    /// job finishes.
+    pub fn train_state(&self, job: &str) -> PathBuf {
+        self.root.join("train").join(format!("{job}.state"))
+    }
+
     /// `subspace/<kind>_svd.safetensors`: per-tensor SVD of the alignment update.
     pub fn svd(&self, kind: &str) -> PathBuf {
         self.root.join("subspace").join(format!("{kind}_svd.safetensors"))

@@ -86,5 +86,6 @@ fn recipe(batch_size: usize, max_seq_len: usize) -> TrainJob {
         max_seq_len,
         max_grad_norm: 1.0,
         seed: None,
+        save_every: None,
     }
 }

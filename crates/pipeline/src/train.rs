@@ -95,6 +95,11 @@ pub struct TrainJob {
     /// Seed of the job's initialisation and data order; default: the pipeline seed.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Save a resumable state (`train/<job>.state/`) every this many optimiser steps, for
+    /// `entangle-train --resume` to continue from after an interruption. It does not change
+    /// the trained model, so it is not part of the job's configuration hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_every: Option<u64>,
 }
 
 fn one() -> f64 {
@@ -143,6 +148,9 @@ impl TrainJob {
         }
         if self.batch_size == 0 || self.grad_accum == 0 || self.max_seq_len < 2 {
             anyhow::bail!("train.{job}: batch_size and grad_accum must be ≥ 1 and max_seq_len ≥ 2");
+        }
+        if self.save_every == Some(0) {
+            anyhow::bail!("{}: expected at least 1 step between saved states", field("save_every"));
         }
         if !(self.lr > 0.0 && (0.0..1.0).contains(&self.warmup_ratio) && self.epochs > 0.0) {
             anyhow::bail!("train.{job}: expected lr > 0, 0 ≤ warmup_ratio < 1 and epochs > 0");
@@ -193,6 +201,7 @@ schedule = "linear"
             (("architecture = { model_type = \"llama\", hidden_size = 64 }\n", ""), "train.base.architecture"),
             (("data = [\"align\"]", "data = []"), "train.aligned.data: expected at least one"),
             (("lr = 1e-3", "lr = 0.0"), "train.base: expected lr > 0"),
+            (("lr = 1e-3", "save_every = 0"), "train.base.save_every: expected at least 1"),
         ] {
             let text = JOBS.replacen(edit.0, edit.1, 1);
             let err = format!("{:#}", Pipeline::parse(&text).unwrap_err());

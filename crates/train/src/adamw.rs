@@ -10,6 +10,8 @@
 
 mod fused;
 
+use std::path::Path;
+
 use anyhow::{ensure, Context, Result};
 use entangle_pipeline::TrainJob;
 use tch::Tensor;
@@ -75,6 +77,35 @@ impl AdamW {
             }
             None => self.tensor_step(grads, update),
         }
+    }
+
+    /// Writes the moments to `path` (safetensors): `mean.<i>` and `square.<i>` for the i-th
+    /// parameter.
+    pub fn save_moments(&self, path: &Path) -> Result<()> {
+        let named: Vec<(String, &Tensor)> = self
+            .moments
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (mean, square))| [(format!("mean.{i}"), mean), (format!("square.{i}"), square)])
+            .collect();
+        Tensor::write_safetensors(&named, path).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Takes the moments [`save_moments`](Self::save_moments) wrote after `steps` steps.
+    pub fn restore_moments(&mut self, path: &Path, steps: u64) -> Result<()> {
+        let mut saved: std::collections::HashMap<String, Tensor> =
+            Tensor::read_safetensors(path).with_context(|| format!("reading {}", path.display()))?.into_iter().collect();
+        let _no_grad = tch::no_grad_guard();
+        for (i, (mean, square)) in self.moments.iter_mut().enumerate() {
+            for (name, moment) in [(format!("mean.{i}"), mean), (format!("square.{i}"), square)] {
+                let value = saved.remove(&name).with_context(|| format!("{}: no tensor `{name}`", path.display()))?;
+                ensure!(value.size() == moment.size(), "{}: `{name}` is {:?}, the parameter {:?}", path.display(), value.size(), moment.size());
+                moment.f_copy_(&value)?;
+            }
+        }
+        ensure!(saved.is_empty(), "{}: {} tensors more than the model has parameters", path.display(), saved.len());
+        self.steps = i32::try_from(steps).context("the step count is too large")?;
+        Ok(())
     }
 
     /// The update as tensor operations, for any device and dtype.

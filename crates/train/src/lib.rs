@@ -9,13 +9,15 @@
 //! over every target token of the step, gradient-norm clipping, length-grouped batches, bf16
 //! autocast on CUDA and f32 on the CPU. The loss curve goes to `train/<job>.parquet` and the
 //! model, with its tokenizer, to `models/<job>/` as a Hugging Face checkpoint — both atomically.
+//! A job with `save_every = N` saves its state to `train/<job>.state/` every N steps, from which
+//! `--resume` continues an interrupted job to the model an uninterrupted run makes.
 //!
 //! ```no_run
 //! use entangle_artifacts::RunDir;
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let run = RunDir::new(std::path::Path::new("runs/tiny"));
-//! entangle_train::run(&run, "aligned", false, &entangle_models::registry())?;
+//! entangle_train::run(&run, "aligned", false, false, &entangle_models::registry())?;
 //! # Ok(()) }
 //! ```
 
@@ -26,6 +28,7 @@ mod optimize;
 mod schedule;
 mod sequences;
 mod shards;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,6 +38,9 @@ use entangle_artifacts::{config_hash, read_table, stamp_inputs, write_table, Exa
 use entangle_model::{Placement, PromptFormat, Registry, Tokenizer, Weights};
 use entangle_pipeline::{Pipeline, TrainJob, TrainKind};
 use serde::Serialize;
+
+use optimize::{train_resumable, Resumable};
+use state::StateDir;
 
 pub use batches::length_grouped_batches;
 pub use optimize::{total_steps, train};
@@ -52,7 +58,8 @@ struct JobKey<'a> {
 
 /// Runs training job `job_name` of the run's pipeline, unless the manifest shows it already
 /// ran with the same configuration and inputs (then it logs that and returns), or `force`.
-pub fn run(run: &RunDir, job_name: &str, force: bool, registry: &Registry) -> Result<()> {
+/// With `resume` it continues from the state the job saved (see `save_every`).
+pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &Registry) -> Result<()> {
     let pipeline = Pipeline::load_from_run(run)?;
     let job = pipeline.train.get(job_name).with_context(|| {
         let jobs: Vec<&str> = pipeline.train.keys().map(String::as_str).collect();
@@ -60,7 +67,8 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, registry: &Registry) -> Re
     })?;
     let stage = format!("train:{job_name}");
     let seed = job.seed.unwrap_or(pipeline.seed);
-    let key = config_hash(&JobKey { job, format: pipeline.prompt.format, seed, device: &pipeline.device })?;
+    let unsaved = TrainJob { save_every: None, ..job.clone() };
+    let key = config_hash(&JobKey { job: &unsaved, format: pipeline.prompt.format, seed, device: &pipeline.device })?;
     let start_dir = start_dir(&pipeline, run, job)?;
     let mut input_paths: Vec<PathBuf> = job.data.iter().map(|set| run.data_set(set)).collect();
     input_paths.push(start_dir.clone());
@@ -75,7 +83,14 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, registry: &Registry) -> Re
         bail!("{} exists but was not made by this run's {stage}; pass --force to overwrite it", out_dir.display());
     }
     let started = Instant::now();
-    let curve = train_job(run, &pipeline, job, seed, &start_dir, registry, &out_dir)?;
+    let (state_dir, state_key) = (run.train_state(job_name), config_hash(&(&key, &inputs))?);
+    let state = StateDir { dir: &state_dir, key: &state_key };
+    let resumed = if resume { Some(state.load()?) } else { None };
+    if resumed.is_none() && state.dir.exists() {
+        tracing::warn!("{} holds a saved state of this job; pass --resume to continue from it", state.dir.display());
+    }
+    let job_run = JobRun { pipeline: &pipeline, job, seed, start_dir: &start_dir, out_dir: &out_dir };
+    let curve = train_job(run, &job_run, registry, Resumable { state, resumed })?;
     write_table(&run.loss_curve(job_name), &curve)?;
     let outputs = vec![
         run.relative(&out_dir).display().to_string(),
@@ -95,23 +110,27 @@ fn start_dir(pipeline: &Pipeline, run: &RunDir, job: &TrainJob) -> Result<PathBu
     }
 }
 
-fn train_job(
-    run: &RunDir,
-    pipeline: &Pipeline,
-    job: &TrainJob,
+/// What one run of a job reads and where its model goes.
+struct JobRun<'a> {
+    pipeline: &'a Pipeline,
+    job: &'a TrainJob,
     seed: u64,
-    start_dir: &Path,
-    registry: &Registry,
-    out_dir: &Path,
-) -> Result<Vec<entangle_artifacts::LossPoint>> {
+    start_dir: &'a Path,
+    out_dir: &'a Path,
+}
+
+/// Trains the job's model and saves it; then its saved state, if any, is spent and removed.
+fn train_job(run: &RunDir, job_run: &JobRun, registry: &Registry, resumable: Resumable) -> Result<Vec<entangle_artifacts::LossPoint>> {
+    let JobRun { pipeline, job, seed, start_dir, out_dir } = *job_run;
     let tokenizer = Tokenizer::from_dir(start_dir)?;
     let placement = Placement { device: entangle_model::parse_device(&pipeline.device)?, kind: tch::Kind::Float };
-    let mut model = match job.kind {
-        TrainKind::Pretrain => {
+    let mut model = match (&resumable.resumed, job.kind) {
+        (Some(_), _) => registry.load(&resumable.state.model(), placement)?,
+        (None, TrainKind::Pretrain) => {
             let config = pretrain_config(job, &tokenizer)?;
             registry.build(&config, Weights::Fresh { seed: seed as i64 }, placement)?
         }
-        TrainKind::Sft => registry.load(start_dir, placement)?,
+        (None, TrainKind::Sft) => registry.load(start_dir, placement)?,
     };
     let rows = training_rows(run, &job.data)?;
     let format = PromptFormat::from(pipeline.prompt.format);
@@ -123,8 +142,12 @@ fn train_job(
         sequences.len(),
         total_steps(job, sequences.len())
     );
-    let curve = train(model.as_mut(), &sequences, job, seed, i64::from(tokenizer.pad_token_id()))?;
+    let state_dir = resumable.state.dir.to_path_buf();
+    let curve = train_resumable(model.as_mut(), &sequences, job, seed, i64::from(tokenizer.pad_token_id()), Some(resumable))?;
     model.save(out_dir, Some(start_dir))?;
+    if state_dir.exists() {
+        std::fs::remove_dir_all(&state_dir).with_context(|| format!("removing the spent state {}", state_dir.display()))?;
+    }
     Ok(curve)
 }
 

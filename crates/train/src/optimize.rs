@@ -13,6 +13,7 @@ use crate::adamw::{clip_factor, AdamW};
 use crate::batches::length_grouped_batches;
 use crate::schedule::LrSchedule;
 use crate::shards::{self, Gradients};
+use crate::state::{Saved, StateDir};
 
 /// Number of optimiser steps a job takes over `n` sequences.
 pub fn total_steps(job: &TrainJob, n: usize) -> u64 {
@@ -24,6 +25,26 @@ pub fn total_steps(job: &TrainJob, n: usize) -> u64 {
 
 /// Trains `model` in place on `sequences` with `job`'s recipe; returns the loss curve.
 pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, seed: u64, pad_id: i64) -> Result<Vec<LossPoint>> {
+    train_resumable(model, sequences, job, seed, pad_id, None)
+}
+
+/// A job's state: where [`train_resumable`] saves it every `save_every` steps, and what was
+/// saved before when the job resumes (the model then already holds the saved weights).
+pub struct Resumable<'a> {
+    pub state: StateDir<'a>,
+    pub resumed: Option<Saved>,
+}
+
+/// [`train`], saving the job's state on the way and, when `resumable` holds a saved state,
+/// continuing from it: the steps it took are skipped, in data order too.
+pub(crate) fn train_resumable(
+    model: &mut dyn CausalLm,
+    sequences: &[Sequence],
+    job: &TrainJob,
+    seed: u64,
+    pad_id: i64,
+    resumable: Option<Resumable>,
+) -> Result<Vec<LossPoint>> {
     let steps = total_steps(job, sequences.len());
     let schedule = LrSchedule::new(job.lr, steps, job.warmup_ratio, job.schedule);
     ensure!(
@@ -37,11 +58,19 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
     let mut optimizer = AdamW::new(&params, job)?;
     let lengths: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
     let mut batches = MicroBatches { lengths: &lengths, batch_size: job.batch_size, seed, epoch: 0, queue: Vec::new() };
-    let progress = progress_bar(steps);
-    let started = Instant::now();
-    let mut tokens = 0u64;
     let mut curve = Vec::with_capacity(steps as usize);
-    for step in 0..steps {
+    if let Some(Resumable { state, resumed: Some(saved) }) = &resumable {
+        ensure!(saved.step < steps, "{}: the saved state is at step {} of the job's {steps}", state.dir.display(), saved.step);
+        state.restore(&mut optimizer, saved)?;
+        curve.extend_from_slice(&saved.curve);
+        (0..saved.step * job.grad_accum as u64).for_each(|_| drop(batches.next()));
+    }
+    let first = curve.len() as u64;
+    let (mut tokens, seconds_before) = curve.last().map_or((0, 0.0), |p: &LossPoint| (p.tokens, p.seconds));
+    let progress = progress_bar(steps);
+    progress.set_position(first);
+    let started = Instant::now();
+    for step in first..steps {
         let lr = schedule.lr_at(step);
         let group: Vec<Vec<&Sequence>> =
             (0..job.grad_accum).map(|_| batches.next().into_iter().map(|i| &sequences[i]).collect()).collect();
@@ -55,10 +84,14 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
         let grad_scale = if job.max_grad_norm > 0.0 { clip_factor(&grads, job.max_grad_norm)? } else { 1.0 };
         optimizer.step(&grads, grad_scale, lr)?;
         tokens += step_targets as u64;
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = seconds_before + started.elapsed().as_secs_f64();
         progress.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s", tokens as f64 / seconds.max(1e-9)));
         progress.inc(1);
         curve.push(LossPoint { step: step + 1, loss, lr, tokens, seconds });
+        let save_now = job.save_every.is_some_and(|every| (step + 1) % every == 0 && step + 1 < steps);
+        if let (true, Some(resumable)) = (save_now, &resumable) {
+            progress.suspend(|| resumable.state.save(model, &optimizer, &curve))?;
+        }
     }
     progress.finish_and_clear();
     Ok(curve)

@@ -7,6 +7,8 @@ use entangle_model::{CausalLm, ForwardInput, Placement, PromptFormat, Sequence, 
 use entangle_pipeline::{Pipeline, TrainJob, TrainKind};
 use tch::{Kind, Tensor};
 
+use crate::optimize::{train_resumable, Resumable};
+use crate::state::StateDir;
 use crate::{sequences, train};
 
 fn fixture() -> PathBuf {
@@ -37,6 +39,7 @@ pub(crate) fn job(batch_size: usize, grad_accum: usize, lr: f64, max_steps: u64)
         max_seq_len: 64,
         max_grad_norm: 1.0,
         seed: None,
+        save_every: None,
     }
 }
 
@@ -134,7 +137,7 @@ fn a_job_writes_its_model_and_loss_curve_and_is_skipped_when_fresh() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_run(tmp.path());
     let registry = entangle_models::registry();
-    crate::run(&run, "tuned", false, &registry).unwrap();
+    crate::run(&run, "tuned", false, false, &registry).unwrap();
     let curve: Vec<LossPoint> = read_table(&run.loss_curve("tuned")).unwrap();
     // Eight examples in batches of four for one epoch: two steps (max_steps = 3 is not reached).
     assert_eq!(curve.len(), 2);
@@ -144,7 +147,7 @@ fn a_job_writes_its_model_and_loss_curve_and_is_skipped_when_fresh() {
     let base = registry.load(&fixture(), Placement::cpu()).unwrap();
     assert!((logits(tuned.as_ref(), &ids) - logits(base.as_ref(), &ids)).abs().max().double_value(&[]) > 1e-6);
     let modified = std::fs::metadata(run.model("tuned").join("model.safetensors")).unwrap().modified().unwrap();
-    crate::run(&run, "tuned", false, &registry).unwrap();
+    crate::run(&run, "tuned", false, false, &registry).unwrap();
     let after = std::fs::metadata(run.model("tuned").join("model.safetensors")).unwrap().modified().unwrap();
     assert_eq!(modified, after, "a fresh job must be skipped");
 }
@@ -183,6 +186,59 @@ fn a_job_whose_learning_rate_is_always_zero_is_an_error() {
 fn unknown_job_lists_the_jobs() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_run(tmp.path());
-    let err = crate::run(&run, "nope", false, &entangle_models::registry()).unwrap_err();
+    let err = crate::run(&run, "nope", false, false, &entangle_models::registry()).unwrap_err();
     assert_eq!(err.to_string(), "the pipeline has no training job `nope`; jobs: tuned");
+}
+
+/// A job that saves its state and resumes from it makes the same model and loss curve as one
+/// that never stopped, across an epoch's end too.
+#[test]
+fn a_resumed_job_ends_where_an_uninterrupted_one_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sequences = encoded(&eight_examples());
+    // Four micro-batches an epoch; five steps; the state saved after step 3 only.
+    let job = TrainJob { save_every: Some(3), ..job(2, 1, 1e-2, 5) };
+    let dir = tmp.path().join("state");
+    let state = || StateDir { dir: &dir, key: "k" };
+    let mut whole = fresh_model(6);
+    let whole_curve = train_resumable(whole.as_mut(), &sequences, &job, 3, 2, Some(Resumable { state: state(), resumed: None })).unwrap();
+    let saved = state().load().unwrap();
+    assert_eq!(saved.step, 3);
+    let mut resumed = entangle_models::registry().load(&state().model(), Placement::cpu()).unwrap();
+    let resumed_curve =
+        train_resumable(resumed.as_mut(), &sequences, &job, 3, 2, Some(Resumable { state: state(), resumed: Some(saved) })).unwrap();
+    let points = |curve: &[LossPoint]| curve.iter().map(|p| (p.step, p.loss, p.lr, p.tokens)).collect::<Vec<_>>();
+    assert_eq!(points(&resumed_curve), points(&whole_curve));
+    let (a, b) = (whole.var_store().variables(), resumed.var_store().variables());
+    for (name, tensor) in &a {
+        assert!(tensor.equal(&b[name]), "{name}");
+    }
+}
+
+#[test]
+fn only_the_job_that_saved_a_state_resumes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let err = StateDir { dir: &dir, key: "k" }.load().err().unwrap();
+    assert!(err.to_string().contains("there is no training state to resume"), "{err}");
+    let mut model = fresh_model(6);
+    let job = TrainJob { save_every: Some(1), ..job(4, 1, 1e-2, 2) };
+    let resumable = Resumable { state: StateDir { dir: &dir, key: "k" }, resumed: None };
+    train_resumable(model.as_mut(), &encoded(&eight_examples()), &job, 3, 2, Some(resumable)).unwrap();
+    let err = StateDir { dir: &dir, key: "other" }.load().err().unwrap();
+    assert!(err.to_string().contains("saved by a different configuration"), "{err}");
+}
+
+#[test]
+fn a_finished_job_removes_its_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tiny_run(tmp.path());
+    let text = std::fs::read_to_string(run.pipeline()).unwrap().replace("max_steps = 3\n", "max_steps = 3\nsave_every = 1\n");
+    std::fs::write(run.pipeline(), text).unwrap();
+    let registry = entangle_models::registry();
+    let err = crate::run(&run, "tuned", false, true, &registry).unwrap_err();
+    assert!(err.to_string().contains("there is no training state to resume"), "{err}");
+    crate::run(&run, "tuned", false, false, &registry).unwrap();
+    assert!(run.model("tuned").join("model.safetensors").exists());
+    assert!(!run.train_state("tuned").exists());
 }

@@ -1,4 +1,4 @@
-//! `entangle-train --run DIR --job NAME [--force]`: run one training job of the pipeline.
+//! `entangle-train --run DIR --job NAME [--force] [--resume]`: run one training job of the pipeline.
 
 use std::process::ExitCode;
 
@@ -15,11 +15,14 @@ struct Args {
     /// The training job to run.
     #[arg(long)]
     job: String,
+    /// Continue the job from the state it saved (`save_every`) in train/NAME.state/.
+    #[arg(long)]
+    resume: bool,
 }
 
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_train::run(&RunDir::new(&args.stage.run), &args.job, args.stage.force, &entangle_models::registry())
+        entangle_train::run(&RunDir::new(&args.stage.run), &args.job, args.stage.force, args.resume, &entangle_models::registry())
     })
 }
