@@ -97,6 +97,9 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &R
         run.relative(&run.loss_curve(job_name)).display().to_string(),
     ];
     Manifest::record(run, &stage, StageEntry::finished_now(key, inputs, outputs, started.elapsed().as_secs_f64()))?;
+    if state_dir.exists() {
+        std::fs::remove_dir_all(&state_dir).with_context(|| format!("removing the spent state {}", state_dir.display()))?;
+    }
     tracing::info!("{stage} finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -119,7 +122,7 @@ struct JobRun<'a> {
     out_dir: &'a Path,
 }
 
-/// Trains the job's model and saves it; then its saved state, if any, is spent and removed.
+/// Trains the job's model and saves it.
 fn train_job(run: &RunDir, job_run: &JobRun, registry: &Registry, resumable: Resumable) -> Result<Vec<entangle_artifacts::LossPoint>> {
     let JobRun { pipeline, job, seed, start_dir, out_dir } = *job_run;
     let tokenizer = Tokenizer::from_dir(start_dir)?;
@@ -142,12 +145,8 @@ fn train_job(run: &RunDir, job_run: &JobRun, registry: &Registry, resumable: Res
         sequences.len(),
         total_steps(job, sequences.len())
     );
-    let state_dir = resumable.state.dir.to_path_buf();
     let curve = train_resumable(model.as_mut(), &sequences, job, seed, i64::from(tokenizer.pad_token_id()), Some(resumable))?;
     model.save(out_dir, Some(start_dir))?;
-    if state_dir.exists() {
-        std::fs::remove_dir_all(&state_dir).with_context(|| format!("removing the spent state {}", state_dir.display()))?;
-    }
     Ok(curve)
 }
 
