@@ -245,6 +245,10 @@ fn run_stage(bin_dir: &Path, run: &RunDir, stage: &Stage, forced: bool) -> Resul
     }
     let mut command = Command::new(&binary);
     command.arg("--run").arg(&run.root).args(&stage.args);
+    // An interrupted training job continues from the state it saved (`save_every`).
+    if stage.name.strip_prefix("train:").is_some_and(|job| run.train_state(job).exists()) {
+        command.arg("--resume");
+    }
     if forced {
         command.arg("--force");
     }

@@ -58,7 +58,8 @@ struct JobKey<'a> {
 
 /// Runs training job `job_name` of the run's pipeline, unless the manifest shows it already
 /// ran with the same configuration and inputs (then it logs that and returns), or `force`.
-/// With `resume` it continues from the state the job saved (see `save_every`).
+/// With `resume` it continues from the state the job saved (see `save_every`); a saved state
+/// is otherwise kept from being overwritten unless `force`.
 pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &Registry) -> Result<()> {
     let pipeline = Pipeline::load_from_run(run)?;
     let job = pipeline.train.get(job_name).with_context(|| {
@@ -67,8 +68,8 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &R
     })?;
     let stage = format!("train:{job_name}");
     let seed = job.seed.unwrap_or(pipeline.seed);
-    let unsaved = TrainJob { save_every: None, ..job.clone() };
-    let key = config_hash(&JobKey { job: &unsaved, format: pipeline.prompt.format, seed, device: &pipeline.device })?;
+    let hashed_job = TrainJob { save_every: None, ..job.clone() };
+    let key = config_hash(&JobKey { job: &hashed_job, format: pipeline.prompt.format, seed, device: &pipeline.device })?;
     let start_dir = start_dir(&pipeline, run, job)?;
     let mut input_paths: Vec<PathBuf> = job.data.iter().map(|set| run.data_set(set)).collect();
     input_paths.push(start_dir.clone());
@@ -85,12 +86,12 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &R
     let started = Instant::now();
     let (state_dir, state_key) = (run.train_state(job_name), config_hash(&(&key, &inputs))?);
     let state = StateDir { dir: &state_dir, key: &state_key };
-    let resumed = if resume { Some(state.load()?) } else { None };
-    if resumed.is_none() && state.dir.exists() {
-        tracing::warn!("{} holds a saved state of this job; pass --resume to continue from it", state.dir.display());
+    let saved = if resume { Some(state.load()?) } else { None };
+    if saved.is_none() && state_dir.exists() && !force {
+        bail!("{} holds a saved state of this job; pass --resume to continue from it or --force to start over", state_dir.display());
     }
     let job_run = JobRun { pipeline: &pipeline, job, seed, start_dir: &start_dir, out_dir: &out_dir };
-    let curve = train_job(run, &job_run, registry, Resumable { state, resumed })?;
+    let curve = train_job(run, &job_run, registry, Resumable { state, saved })?;
     write_table(&run.loss_curve(job_name), &curve)?;
     let outputs = vec![
         run.relative(&out_dir).display().to_string(),
@@ -98,7 +99,9 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &R
     ];
     Manifest::record(run, &stage, StageEntry::finished_now(key, inputs, outputs, started.elapsed().as_secs_f64()))?;
     if state_dir.exists() {
-        std::fs::remove_dir_all(&state_dir).with_context(|| format!("removing the spent state {}", state_dir.display()))?;
+        if let Err(err) = std::fs::remove_dir_all(&state_dir) {
+            tracing::warn!("the job finished, but its spent state {} could not be removed: {err}", state_dir.display());
+        }
     }
     tracing::info!("{stage} finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -127,7 +130,7 @@ fn train_job(run: &RunDir, job_run: &JobRun, registry: &Registry, resumable: Res
     let JobRun { pipeline, job, seed, start_dir, out_dir } = *job_run;
     let tokenizer = Tokenizer::from_dir(start_dir)?;
     let placement = Placement { device: entangle_model::parse_device(&pipeline.device)?, kind: tch::Kind::Float };
-    let mut model = match (&resumable.resumed, job.kind) {
+    let mut model = match (&resumable.saved, job.kind) {
         (Some(_), _) => registry.load(&resumable.state.model(), placement)?,
         (None, TrainKind::Pretrain) => {
             let config = pretrain_config(job, &tokenizer)?;

@@ -28,11 +28,12 @@ pub fn train(model: &mut dyn CausalLm, sequences: &[Sequence], job: &TrainJob, s
     train_resumable(model, sequences, job, seed, pad_id, None)
 }
 
-/// A job's state: where [`train_resumable`] saves it every `save_every` steps, and what was
-/// saved before when the job resumes (the model then already holds the saved weights).
+/// A job's state: where [`train_resumable`] saves it every `save_every` steps (a failed save is
+/// logged and training goes on), and what was saved before when the job resumes (the model then
+/// already holds the saved weights).
 pub struct Resumable<'a> {
     pub state: StateDir<'a>,
-    pub resumed: Option<Saved>,
+    pub saved: Option<Saved>,
 }
 
 /// [`train`], saving the job's state on the way and, when `resumable` holds a saved state,
@@ -59,7 +60,7 @@ pub(crate) fn train_resumable(
     let lengths: Vec<usize> = sequences.iter().map(|s| s.ids.len()).collect();
     let mut batches = MicroBatches { lengths: &lengths, batch_size: job.batch_size, seed, epoch: 0, queue: Vec::new() };
     let mut curve = Vec::with_capacity(steps as usize);
-    if let Some(Resumable { state, resumed: Some(saved) }) = &resumable {
+    if let Some(Resumable { state, saved: Some(saved) }) = &resumable {
         ensure!(saved.step < steps, "{}: the saved state is at step {} of the job's {steps}", state.dir.display(), saved.step);
         state.restore(&mut optimizer, saved)?;
         curve.extend_from_slice(&saved.curve);
@@ -90,7 +91,9 @@ pub(crate) fn train_resumable(
         curve.push(LossPoint { step: step + 1, loss, lr, tokens, seconds });
         let save_now = job.save_every.is_some_and(|every| (step + 1) % every == 0 && step + 1 < steps);
         if let (true, Some(resumable)) = (save_now, &resumable) {
-            progress.suspend(|| resumable.state.save(model, &optimizer, &curve))?;
+            if let Err(err) = progress.suspend(|| resumable.state.save(model, &optimizer, &curve)) {
+                tracing::warn!("{err:#}; training goes on from the last state saved");
+            }
         }
     }
     progress.finish_and_clear();

@@ -107,14 +107,14 @@ fn shard(model: &dyn CausalLm, params: &[Tensor], rows: &[&Sequence], pad_id: i6
     let batch = collate(rows, pad_id, model.device());
     let logits = target_logits(model, &batch)?;
     let scale = 1.0 / denominator.max(1) as f64;
-    let (loss, root) = match cross_entropy::with_gradient(&logits, &batch.targets, scale)? {
+    let (loss, backward_from) = match cross_entropy::with_gradient(&logits, &batch.targets, scale)? {
         Some((loss, grad)) => (loss, logits.f_flatten(0, -1)?.f_dot(&grad.f_flatten(0, -1)?)?),
         None => {
             let loss = entangle_model::cross_entropy(&logits, &batch.targets)?.f_sum(Kind::Float)?.f_mul_scalar(scale)?;
             (loss.f_double_value(&[])?, loss)
         }
     };
-    let grads = Tensor::f_run_backward(&[&root], params, false, false).context("back-propagating the loss")?;
+    let grads = Tensor::f_run_backward(&[&backward_from], params, false, false).context("back-propagating the loss")?;
     Ok(Gradients { loss, grads })
 }
 

@@ -3,8 +3,10 @@
 //! finishes. It holds what the rest of the job depends on: the model's weights (`model/`, a
 //! Hugging Face checkpoint in the weights' own f32), AdamW's moments (`optimizer.safetensors`),
 //! the loss curve so far (`curve.parquet`) and `state.json` with the step and the key of the job
-//! and inputs that made it. The data order and learning rate follow from the step, so a resumed
-//! job makes the same updates as one that never stopped.
+//! and inputs that made it. Each state is written into a directory beside the last and swapped
+//! in, so none is ever half-written. The data order and learning rate follow from the step, so a
+//! resumed job makes the same updates as one that never stopped, bit for bit with the same
+//! intra-op thread count (which sets the CPU's shards and so the order of gradient sums).
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +30,11 @@ pub struct Saved {
     pub curve: Vec<LossPoint>,
 }
 
+const MODEL: &str = "model";
+const OPTIMIZER: &str = "optimizer.safetensors";
+const CURVE: &str = "curve.parquet";
+const STATE: &str = "state.json";
+
 #[derive(Serialize, Deserialize)]
 struct StateJson {
     key: String,
@@ -37,22 +44,18 @@ struct StateJson {
 impl StateDir<'_> {
     /// The saved model, which the resumed job loads.
     pub fn model(&self) -> PathBuf {
-        self.dir.join("model")
-    }
-
-    fn optimizer(dir: &Path) -> PathBuf {
-        dir.join("optimizer.safetensors")
+        self.dir.join(MODEL)
     }
 
     /// Replaces the state with the one after the curve's last step.
     pub fn save(&self, model: &dyn CausalLm, optimizer: &AdamW, curve: &[LossPoint]) -> Result<()> {
         let step = curve.last().map_or(0, |p| p.step);
         replace_dir_atomic(self.dir, |tmp| {
-            model.save(&tmp.join("model"), None)?;
-            optimizer.save_moments(&Self::optimizer(tmp))?;
-            write_table(&tmp.join("curve.parquet"), curve)?;
+            model.save(&tmp.join(MODEL), None)?;
+            optimizer.save_moments(&tmp.join(OPTIMIZER))?;
+            write_table(&tmp.join(CURVE), curve)?;
             let json = serde_json::to_vec_pretty(&StateJson { key: self.key.to_owned(), step })?;
-            std::fs::write(tmp.join("state.json"), json).context("writing state.json")
+            std::fs::write(tmp.join(STATE), json).with_context(|| format!("writing {STATE}"))
         })
         .with_context(|| format!("saving the training state to {}", self.dir.display()))?;
         tracing::info!("saved the state after step {step} to {}", self.dir.display());
@@ -61,7 +64,7 @@ impl StateDir<'_> {
 
     /// The saved step and curve, after checking the state belongs to this job.
     pub fn load(&self) -> Result<Saved> {
-        let path = self.dir.join("state.json");
+        let path = self.dir.join(STATE);
         let text = std::fs::read(&path).with_context(|| {
             format!("there is no training state to resume at {} (a job saves one every `save_every` steps)", path.display())
         })?;
@@ -69,16 +72,17 @@ impl StateDir<'_> {
         ensure!(
             json.key == self.key,
             "{}: the state was saved by a different configuration or different inputs of this job; \
-             run it without --resume to start over",
+             pass --force without --resume to start over",
             self.dir.display()
         );
-        let curve = read_table::<LossPoint>(&self.dir.join("curve.parquet"))?;
+        let curve = read_table::<LossPoint>(&self.dir.join(CURVE))?;
         ensure!(curve.len() as u64 == json.step, "{}: state.json says step {} but the curve has {} steps", self.dir.display(), json.step, curve.len());
+        tracing::info!("resuming from the state after step {} in {}", json.step, self.dir.display());
         Ok(Saved { step: json.step, curve })
     }
 
     /// Restores the saved moments into `optimizer`, as they were after `saved.step` steps.
     pub fn restore(&self, optimizer: &mut AdamW, saved: &Saved) -> Result<()> {
-        optimizer.restore_moments(&Self::optimizer(self.dir), saved.step)
+        optimizer.restore_moments(&self.dir.join(OPTIMIZER), saved.step)
     }
 }

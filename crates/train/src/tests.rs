@@ -201,12 +201,12 @@ fn a_resumed_job_ends_where_an_uninterrupted_one_does() {
     let dir = tmp.path().join("state");
     let state = || StateDir { dir: &dir, key: "k" };
     let mut whole = fresh_model(6);
-    let whole_curve = train_resumable(whole.as_mut(), &sequences, &job, 3, 2, Some(Resumable { state: state(), resumed: None })).unwrap();
+    let whole_curve = train_resumable(whole.as_mut(), &sequences, &job, 3, 2, Some(Resumable { state: state(), saved: None })).unwrap();
     let saved = state().load().unwrap();
     assert_eq!(saved.step, 3);
     let mut resumed = entangle_models::registry().load(&state().model(), Placement::cpu()).unwrap();
     let resumed_curve =
-        train_resumable(resumed.as_mut(), &sequences, &job, 3, 2, Some(Resumable { state: state(), resumed: Some(saved) })).unwrap();
+        train_resumable(resumed.as_mut(), &sequences, &job, 3, 2, Some(Resumable { state: state(), saved: Some(saved) })).unwrap();
     let points = |curve: &[LossPoint]| curve.iter().map(|p| (p.step, p.loss, p.lr, p.tokens)).collect::<Vec<_>>();
     assert_eq!(points(&resumed_curve), points(&whole_curve));
     let (a, b) = (whole.var_store().variables(), resumed.var_store().variables());
@@ -223,14 +223,14 @@ fn only_the_job_that_saved_a_state_resumes_it() {
     assert!(err.to_string().contains("there is no training state to resume"), "{err}");
     let mut model = fresh_model(6);
     let job = TrainJob { save_every: Some(1), ..job(4, 1, 1e-2, 2) };
-    let resumable = Resumable { state: StateDir { dir: &dir, key: "k" }, resumed: None };
+    let resumable = Resumable { state: StateDir { dir: &dir, key: "k" }, saved: None };
     train_resumable(model.as_mut(), &encoded(&eight_examples()), &job, 3, 2, Some(resumable)).unwrap();
     let err = StateDir { dir: &dir, key: "other" }.load().err().unwrap();
     assert!(err.to_string().contains("saved by a different configuration"), "{err}");
 }
 
 #[test]
-fn a_finished_job_removes_its_state() {
+fn a_saved_state_is_kept_until_the_job_finishes() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_run(tmp.path());
     let text = std::fs::read_to_string(run.pipeline()).unwrap().replace("max_steps = 3\n", "max_steps = 3\nsave_every = 1\n");
@@ -238,7 +238,10 @@ fn a_finished_job_removes_its_state() {
     let registry = entangle_models::registry();
     let err = crate::run(&run, "tuned", false, true, &registry).unwrap_err();
     assert!(err.to_string().contains("there is no training state to resume"), "{err}");
-    crate::run(&run, "tuned", false, false, &registry).unwrap();
+    std::fs::create_dir_all(run.train_state("tuned")).unwrap();
+    let err = crate::run(&run, "tuned", false, false, &registry).unwrap_err();
+    assert!(err.to_string().contains("holds a saved state of this job; pass --resume"), "{err}");
+    crate::run(&run, "tuned", true, false, &registry).unwrap();
     assert!(run.model("tuned").join("model.safetensors").exists());
     assert!(!run.train_state("tuned").exists());
 }
