@@ -12,6 +12,8 @@
 use anyhow::{ensure, Context, Result};
 use tch::{Device, Kind, Tensor};
 
+use crate::cpu_values;
+
 /// Values the row loops handle side by side, so that the compiler vectorises them.
 const LANES: usize = 8;
 
@@ -29,14 +31,9 @@ pub fn with_gradient(logits: &Tensor, targets: &Tensor, scale: f64) -> Result<Op
     let targets = Vec::<i64>::try_from(targets.f_to_device(Device::Cpu)?).context("reading the loss's targets")?;
     ensure!(targets.len() as i64 == size[0], "{} targets for {} rows of logits", targets.len(), size[0]);
     let grad = Tensor::f_empty(size.as_slice(), (Kind::Float, Device::Cpu))?;
-    // SAFETY: both are non-empty contiguous f32 CPU tensors of `numel` values, alive for the
-    // whole function; `grad` is new, so no other reference to its values exists.
-    let (values, grads) = unsafe {
-        (
-            std::slice::from_raw_parts(logits.data_ptr().cast::<f32>().cast_const(), logits.numel()),
-            std::slice::from_raw_parts_mut(grad.data_ptr().cast::<f32>(), grad.numel()),
-        )
-    };
+    // SAFETY: both are non-empty contiguous f32 CPU tensors, alive for the whole function;
+    // nothing writes the logits meanwhile, and `grad` is new, so no other reference to it exists.
+    let (values, grads) = unsafe { (cpu_values::values(logits), cpu_values::values_mut(&grad)) };
     let mut loss = 0.0;
     for ((row, row_grad), &target) in values.chunks_exact(vocab).zip(grads.chunks_exact_mut(vocab)).zip(&targets) {
         let target = usize::try_from(target)

@@ -23,6 +23,7 @@
 
 mod adamw;
 mod batches;
+mod cpu_values;
 mod cross_entropy;
 mod optimize;
 mod schedule;

@@ -7,6 +7,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::Update;
+use crate::cpu_values::{values, values_mut};
 
 /// One parameter's values, its gradient's and its moments', or a part of each.
 pub struct Values<'a> {
@@ -36,7 +37,7 @@ impl<'a> Values<'a> {
             // to `numel` f32 values that live as long as the borrowed tensor; no two of the
             // tensors share memory (checked above), and nothing else reads or writes them while
             // the step runs, as the trainer's shards have finished.
-            unsafe { Values { param: values_mut(p), grad: values_mut(g), mean: values_mut(m), square: values_mut(v) } }
+            unsafe { Values { param: values_mut(p), grad: values(g), mean: values_mut(m), square: values_mut(v) } }
         });
         Some(values.collect())
     }
@@ -121,17 +122,6 @@ fn disjoint<'t>(tensors: impl Iterator<Item = &'t Tensor>) -> bool {
         .collect();
     ranges.sort_unstable();
     ranges.windows(2).all(|pair| pair[0].1 <= pair[1].0)
-}
-
-/// The values of `tensor` as a mutable slice.
-///
-/// # Safety
-/// `tensor` must be a non-empty contiguous f32 CPU tensor, and no other reference to its values
-/// may be used while the slice lives.
-#[allow(clippy::mut_from_ref)]
-unsafe fn values_mut(tensor: &Tensor) -> &mut [f32] {
-    // SAFETY: per the function's contract.
-    unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr().cast::<f32>(), tensor.numel()) }
 }
 
 #[cfg(test)]
