@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the README's test command and CI's only step. It sets up libtorch,
 //! builds every test and binary, checks that each executable linking libtorch also keeps
-//! `libtorch_cuda.so` (when that libtorch has CUDA), then runs all tests.
+//! `libtorch_cuda.so` (when that libtorch has CUDA) and that each stage binary linking it
+//! exports the functions libtorch is to call instead of its own, then runs all tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,7 +13,9 @@ use crate::setup::setup;
 pub fn test(root: &Path) -> Result<()> {
     let libtorch = setup(root)?;
     let executables = build_tests(root)?;
-    check_cuda_linked(&libtorch, &executables)?;
+    let paths: Vec<PathBuf> = executables.iter().map(|e| e.path.clone()).collect();
+    check_cuda_linked(&libtorch, &paths)?;
+    check_exports(&executables)?;
     let status = cargo(root)
         .args(["test", "--workspace"])
         .status()
@@ -31,7 +34,7 @@ fn cargo(root: &Path) -> Command {
 
 /// Builds every test and stage binary in one invocation, exactly as `cargo xtask reproduce`
 /// does (the end-to-end tests run the stage binaries); returns the executables built.
-fn build_tests(root: &Path) -> Result<Vec<PathBuf>> {
+fn build_tests(root: &Path) -> Result<Vec<Executable>> {
     let output = cargo(root)
         .args(["build", "--workspace", "--bins", "--tests", "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
@@ -46,10 +49,58 @@ fn build_tests(root: &Path) -> Result<Vec<PathBuf>> {
             continue;
         };
         if let Some(path) = message.get("executable").and_then(|e| e.as_str()) {
-            executables.push(PathBuf::from(path));
+            let test = message.pointer("/profile/test").and_then(serde_json::Value::as_bool).unwrap_or(true);
+            executables.push(Executable { path: PathBuf::from(path), stage: !test });
         }
     }
     Ok(executables)
+}
+
+/// An executable cargo built: a stage binary (or `entangle-bench`), or a test.
+struct Executable {
+    path: PathBuf,
+    stage: bool,
+}
+
+/// Every stage binary that links libtorch must export each of
+/// [`entangle_torch_link::EXPORTED`] as a function it defines; otherwise libtorch calls its own
+/// (for MKL's vendor check: the generic kernels on a non-Intel processor).
+fn check_exports(executables: &[Executable]) -> Result<()> {
+    let mut checked = 0;
+    for exe in executables.iter().filter(|e| e.stage) {
+        if !needed_libraries(&exe.path)?.iter().any(|lib| lib.starts_with("libtorch_cpu.so")) {
+            continue;
+        }
+        let exported = exported_functions(&exe.path)?;
+        if let Some(missing) = entangle_torch_link::EXPORTED.iter().find(|s| !exported.iter().any(|e| e == *s)) {
+            bail!("{} does not export `{missing}`: libtorch would call its own", exe.path.display());
+        }
+        checked += 1;
+    }
+    if checked == 0 {
+        bail!("no stage binary links libtorch, so the export check checked nothing");
+    }
+    println!("xtask test: all {checked} stage binaries that link libtorch export {:?}", entangle_torch_link::EXPORTED);
+    Ok(())
+}
+
+/// The functions an ELF file defines in its dynamic symbol table, read with `readelf --dyn-syms`.
+fn exported_functions(exe: &Path) -> Result<Vec<String>> {
+    let output = Command::new("readelf")
+        .args(["--dyn-syms", "-W"])
+        .arg(exe)
+        .output()
+        .context("running readelf (binutils) to check exported symbols")?;
+    if !output.status.success() {
+        bail!("readelf --dyn-syms {} failed", exe.display());
+    }
+    // Columns: Num: Value Size Type Bind Vis Ndx Name; an undefined symbol's Ndx is UND.
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.len() >= 8 && cols[3] == "FUNC" && cols[6] != "UND")
+        .map(|cols| cols[7].to_owned())
+        .collect())
 }
 
 /// Every executable that links libtorch must list `libtorch_cuda.so` in its dynamic section

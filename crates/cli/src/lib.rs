@@ -1,6 +1,7 @@
 //! The shared shell of every entangle stage binary (`entangle-prepare`, `entangle-train`,
 //! `entangle-project`, …): logging configured from `RUST_LOG` (default `info`, to stderr), the
-//! allocator settings libtorch's tensors run best with ([`keep_freed_memory`]), and the exit
+//! allocator settings libtorch's tensors run best with ([`keep_freed_memory`]), MKL's AVX2
+//! kernels on every processor that has them ([`mkl`]), and the exit
 //! convention — success exits 0, any error prints one line `error: <cause chain>` to
 //! stderr and exits 1. Every stage takes [`StageArgs`] (`--run DIR`, `--force`). A binary's
 //! `main` parses its flags and calls its library inside [`main`]:
@@ -13,6 +14,8 @@
 //!     })
 //! }
 //! ```
+
+pub mod mkl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,7 +1,8 @@
 //! Build-script helper for every entangle crate that links libtorch through tch.
 //!
-//! tch's build script links libtorch but leaves two things to the final binaries: finding the
-//! shared libraries at run time, and keeping `libtorch_cuda.so` linked. The linker's
+//! tch's build script links libtorch but leaves three things to the final binaries: finding the
+//! shared libraries at run time, keeping `libtorch_cuda.so` linked, and exporting the functions
+//! of ours that libtorch is to call instead of its own ([`EXPORTED`]). The linker's
 //! `--as-needed` drops `libtorch_cuda.so` because no symbol of ours refers to it directly, and
 //! then CUDA is silently unavailable on a GPU host. A crate that links tch calls
 //! [`emit_link_args`] from its `build.rs`; the flags apply to that crate's binaries and tests.
@@ -19,10 +20,19 @@
 
 use std::path::PathBuf;
 
+/// Functions the stage binaries define for libtorch to call: a binary exports each it defines
+/// (an executable's symbols are otherwise invisible to the libraries it loads), and then the
+/// dynamic linker binds libtorch's calls to ours. `mkl_serv_intel_cpu_true`: MKL's vendor
+/// check (entangle-cli's `mkl` module).
+pub const EXPORTED: [&str; 1] = ["mkl_serv_intel_cpu_true"];
+
 /// Prints the cargo instructions that give the crate's binaries and tests an rpath to
-/// libtorch's `lib` directory and, when that libtorch has CUDA, a hard dependency on
-/// `libtorch_cuda.so`.
+/// libtorch's `lib` directory, the exports of [`EXPORTED`] and, when that libtorch has CUDA, a
+/// hard dependency on `libtorch_cuda.so`.
 pub fn emit_link_args() {
+    for symbol in EXPORTED {
+        println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={symbol}");
+    }
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_LIB");
     let Some(lib_dir) = libtorch_lib_dir() else {
