@@ -86,16 +86,8 @@ fn check_exports(executables: &[Executable]) -> Result<()> {
 
 /// The functions an ELF file defines in its dynamic symbol table, read with `readelf --dyn-syms`.
 fn exported_functions(exe: &Path) -> Result<Vec<String>> {
-    let output = Command::new("readelf")
-        .args(["--dyn-syms", "-W"])
-        .arg(exe)
-        .output()
-        .context("running readelf (binutils) to check exported symbols")?;
-    if !output.status.success() {
-        bail!("readelf --dyn-syms {} failed", exe.display());
-    }
     // Columns: Num: Value Size Type Bind Vis Ndx Name; an undefined symbol's Ndx is UND.
-    Ok(String::from_utf8_lossy(&output.stdout)
+    Ok(readelf(&["--dyn-syms", "-W"], exe)?
         .lines()
         .map(|line| line.split_whitespace().collect::<Vec<_>>())
         .filter(|cols| cols.len() >= 8 && cols[3] == "FUNC" && cols[6] != "UND")
@@ -131,17 +123,22 @@ fn check_cuda_linked(libtorch: &Path, executables: &[PathBuf]) -> Result<()> {
 
 /// The `NEEDED` entries of an ELF file's dynamic section, read with `readelf -d`.
 fn needed_libraries(exe: &Path) -> Result<Vec<String>> {
-    let output = Command::new("readelf")
-        .arg("-d")
-        .arg(exe)
-        .output()
-        .context("running readelf (binutils) to check linked libraries")?;
-    if !output.status.success() {
-        bail!("readelf -d {} failed", exe.display());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
+    Ok(readelf(&["-d"], exe)?
         .lines()
         .filter(|line| line.contains("(NEEDED)"))
         .filter_map(|line| Some(line.split('[').nth(1)?.trim_end_matches(']').to_owned()))
         .collect())
+}
+
+/// What `readelf` (binutils) prints for `exe` with `flags`.
+fn readelf(flags: &[&str], exe: &Path) -> Result<String> {
+    let output = Command::new("readelf")
+        .args(flags)
+        .arg(exe)
+        .output()
+        .context("running readelf (binutils) to check the built executables")?;
+    if !output.status.success() {
+        bail!("readelf {} {} failed", flags.join(" "), exe.display());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

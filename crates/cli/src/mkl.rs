@@ -3,8 +3,8 @@
 //! `mkl_serv_intel_cpu_true` whether the processor is Intel's: on any other vendor's it takes
 //! a generic path, even where the processor has the same AVX2 and FMA units. On an AMD EPYC
 //! (Zen 3) that path ran a 1024 × 512 × 1408 single-threaded product at a median of ~55 GFLOPS
-//! against ~75 GFLOPS for MKL's AVX2 kernels, and `entangle-bench train` at ~800 against
-//! ~900–1,090 tokens/s.
+//! against ~75 GFLOPS for MKL's AVX2 kernels, and `entangle-bench train` at ~800–1,040
+//! tokens/s against ~1,080–1,190.
 //!
 //! Every stage binary defines that function itself and exports it (entangle-torch-link's link
 //! flags), so the dynamic linker binds libtorch's call to this answer: yes on an x86-64
