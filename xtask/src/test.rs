@@ -13,8 +13,7 @@ use crate::setup::setup;
 pub fn test(root: &Path) -> Result<()> {
     let libtorch = setup(root)?;
     let executables = build_tests(root)?;
-    let paths: Vec<PathBuf> = executables.iter().map(|e| e.path.clone()).collect();
-    check_cuda_linked(&libtorch, &paths)?;
+    check_cuda_linked(&libtorch, &executables)?;
     check_exports(&executables)?;
     let status = cargo(root)
         .args(["test", "--workspace"])
@@ -50,16 +49,16 @@ fn build_tests(root: &Path) -> Result<Vec<Executable>> {
         };
         if let Some(path) = message.get("executable").and_then(|e| e.as_str()) {
             let test = message.pointer("/profile/test").and_then(serde_json::Value::as_bool).unwrap_or(true);
-            executables.push(Executable { path: PathBuf::from(path), stage: !test });
+            executables.push(Executable { path: PathBuf::from(path), test });
         }
     }
     Ok(executables)
 }
 
-/// An executable cargo built: a stage binary (or `entangle-bench`), or a test.
+/// An executable cargo built: a test, or a binary (a stage's, `entangle-bench`, xtask).
 struct Executable {
     path: PathBuf,
-    stage: bool,
+    test: bool,
 }
 
 /// Every stage binary that links libtorch must export each of
@@ -67,7 +66,7 @@ struct Executable {
 /// (for MKL's vendor check: the generic kernels on a non-Intel processor).
 fn check_exports(executables: &[Executable]) -> Result<()> {
     let mut checked = 0;
-    for exe in executables.iter().filter(|e| e.stage) {
+    for exe in executables.iter().filter(|e| !e.test) {
         if !needed_libraries(&exe.path)?.iter().any(|lib| lib.starts_with("libtorch_cpu.so")) {
             continue;
         }
@@ -98,13 +97,13 @@ fn exported_functions(exe: &Path) -> Result<Vec<String>> {
 /// Every executable that links libtorch must list `libtorch_cuda.so` in its dynamic section
 /// when the libtorch it was built against has one; otherwise `--as-needed` dropped it and CUDA
 /// would be silently unavailable on a GPU host.
-fn check_cuda_linked(libtorch: &Path, executables: &[PathBuf]) -> Result<()> {
+fn check_cuda_linked(libtorch: &Path, executables: &[Executable]) -> Result<()> {
     if !libtorch.join("lib/libtorch_cuda.so").exists() {
         println!("xtask test: {} has no CUDA library; skipping the link check", libtorch.display());
         return Ok(());
     }
     let mut checked = 0;
-    for exe in executables {
+    for Executable { path: exe, .. } in executables {
         let needed = needed_libraries(exe)?;
         if !needed.iter().any(|lib| lib.starts_with("libtorch_cpu.so")) {
             continue;

@@ -1,7 +1,7 @@
 //! The shared shell of every entangle stage binary (`entangle-prepare`, `entangle-train`,
 //! `entangle-project`, …): logging configured from `RUST_LOG` (default `info`, to stderr), the
-//! allocator settings libtorch's tensors run best with ([`keep_freed_memory`]), MKL's AVX2
-//! kernels on every processor that has them ([`mkl`]), and the exit
+//! allocator settings libtorch's tensors run best with ([`keep_freed_memory`]), MKL's Intel
+//! code paths on every x86-64 processor with AVX2 and FMA (`mkl`, on Linux), and the exit
 //! convention — success exits 0, any error prints one line `error: <cause chain>` to
 //! stderr and exits 1. Every stage takes [`StageArgs`] (`--run DIR`, `--force`). A binary's
 //! `main` parses its flags and calls its library inside [`main`]:
@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod mkl;
 
 use std::path::PathBuf;

@@ -20,18 +20,20 @@
 
 use std::path::PathBuf;
 
-/// Functions the stage binaries define for libtorch to call: a binary exports each it defines
-/// (an executable's symbols are otherwise invisible to the libraries it loads), and then the
-/// dynamic linker binds libtorch's calls to ours. `mkl_serv_intel_cpu_true`: MKL's vendor
-/// check (entangle-cli's `mkl` module).
+/// Functions the stage binaries define for libtorch to call: on Linux a binary exports each it
+/// defines (an executable's symbols are otherwise invisible to the libraries it loads; GNU ld
+/// 2.35 or later, or lld), and then the dynamic linker binds libtorch's calls to ours.
+/// `mkl_serv_intel_cpu_true`: MKL's vendor check (entangle-cli's `mkl` module).
 pub const EXPORTED: [&str; 1] = ["mkl_serv_intel_cpu_true"];
 
 /// Prints the cargo instructions that give the crate's binaries and tests an rpath to
-/// libtorch's `lib` directory, the exports of [`EXPORTED`] and, when that libtorch has CUDA, a
+/// libtorch's `lib` directory, the exports of [`EXPORTED`] (on Linux) and, when that libtorch has CUDA, a
 /// hard dependency on `libtorch_cuda.so`.
 pub fn emit_link_args() {
-    for symbol in EXPORTED {
-        println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={symbol}");
+    if std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux") {
+        for symbol in EXPORTED {
+            println!("cargo:rustc-link-arg=-Wl,--export-dynamic-symbol={symbol}");
+        }
     }
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_LIB");
