@@ -6,14 +6,17 @@ use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 /// Row counts for which [`linear`] multiplies the other way round: a decoding step's batch.
-const FEW_ROWS: RangeInclusive<i64> = 2..=64;
+const FEW_ROWS: RangeInclusive<i64> = 8..=64;
 
 /// `x · weightᵀ + bias` for `x` `[…, in]` and `weight` `[out, in]`, as `Tensor::linear`. In
-/// f32 on the CPU with few rows (2 to 64, a decoding step's batch) it computes `(weight · xᵀ)ᵀ`
+/// f32 on the CPU with few rows (8 to 64, a decoding step's batch) it computes `(weight · xᵀ)ᵀ`
 /// instead: the same dot products, but MKL then packs the small `xᵀ` before multiplying,
-/// rather than the whole weight matrix at every call. Measured with libtorch 2.11 on 2 cores at
-/// 16 rows: 1.1–1.25× faster for a decoder's projections, 1.5× for a 49k- or 8k-token output
-/// projection. Other dtypes keep `Tensor::linear`, whose bf16 rounding matches transformers'.
+/// rather than the whole weight matrix at every call. Measured with libtorch 2.11 on 2 cores of
+/// a Zen 3 EPYC at 16 rows: with MKL's generic path 1.1–1.25× faster for a decoder's
+/// projections, 1.5× for a 49k- or 8k-token output projection; with its Intel path (the stage
+/// binaries', `entangle_cli::mkl`) 1.3× at 16 rows, about even at 24–64 rows, but 0.6–0.75× at
+/// 2–4 rows, which therefore multiply the usual way. Other dtypes keep `Tensor::linear`, whose
+/// bf16 rounding matches transformers'.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let size = x.size();
     let (&inputs, leading) = size.split_last().context("a linear layer's input needs at least one dimension")?;
@@ -39,7 +42,7 @@ mod tests {
         tch::manual_seed(5);
         let weight = Tensor::randn([48, 40], (Kind::Float, Device::Cpu));
         let bias = Tensor::randn([48], (Kind::Float, Device::Cpu));
-        for shape in [vec![40], vec![1, 1, 40], vec![2, 40], vec![16, 1, 40], vec![4, 16, 40], vec![3, 50, 40]] {
+        for shape in [vec![40], vec![1, 1, 40], vec![2, 40], vec![8, 40], vec![16, 1, 40], vec![4, 16, 40], vec![3, 50, 40]] {
             let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
             for bias in [None, Some(&bias)] {
                 let got = linear(&x, &weight, bias).unwrap();
@@ -54,7 +57,7 @@ mod tests {
     #[test]
     fn gradients_flow_through_the_rearranged_product() {
         let weight = Tensor::randn([6, 5], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let x = Tensor::randn([4, 5], (Kind::Float, Device::Cpu));
+        let x = Tensor::randn([8, 5], (Kind::Float, Device::Cpu));
         linear(&x, &weight, None).unwrap().sum(Kind::Float).backward();
         let want = x.sum_dim_intlist([0i64].as_slice(), false, Kind::Float).unsqueeze(0).expand([6, 5], false);
         assert!(weight.grad().allclose(&want, 1e-6, 1e-6, false));
