@@ -32,7 +32,8 @@ fn cargo(root: &Path) -> Command {
 }
 
 /// Builds every test and stage binary in one invocation, exactly as `cargo xtask reproduce`
-/// does (the end-to-end tests run the stage binaries); returns the executables built.
+/// does (the end-to-end tests run the stage binaries); returns the executables built, each
+/// with the libraries it links (read once, for both link checks).
 fn build_tests(root: &Path) -> Result<Vec<Executable>> {
     let output = cargo(root)
         .args(["build", "--workspace", "--bins", "--tests", "--message-format=json-render-diagnostics"])
@@ -49,7 +50,8 @@ fn build_tests(root: &Path) -> Result<Vec<Executable>> {
         };
         if let Some(path) = message.get("executable").and_then(|e| e.as_str()) {
             let test = message.pointer("/profile/test").and_then(serde_json::Value::as_bool).unwrap_or(true);
-            executables.push(Executable { path: PathBuf::from(path), test });
+            let path = PathBuf::from(path);
+            executables.push(Executable { needed: needed_libraries(&path)?, path, test });
         }
     }
     Ok(executables)
@@ -59,6 +61,14 @@ fn build_tests(root: &Path) -> Result<Vec<Executable>> {
 struct Executable {
     path: PathBuf,
     test: bool,
+    /// The shared libraries its dynamic section lists.
+    needed: Vec<String>,
+}
+
+impl Executable {
+    fn needs(&self, library: &str) -> bool {
+        self.needed.iter().any(|lib| lib.starts_with(library))
+    }
 }
 
 /// Every stage binary that links libtorch must export each of
@@ -66,10 +76,7 @@ struct Executable {
 /// (for MKL's vendor check: the generic kernels on a non-Intel processor).
 fn check_exports(executables: &[Executable]) -> Result<()> {
     let mut checked = 0;
-    for exe in executables.iter().filter(|e| !e.test) {
-        if !needed_libraries(&exe.path)?.iter().any(|lib| lib.starts_with("libtorch_cpu.so")) {
-            continue;
-        }
+    for exe in executables.iter().filter(|e| !e.test && e.needs("libtorch_cpu.so")) {
         let exported = exported_functions(&exe.path)?;
         if let Some(missing) = entangle_torch_link::EXPORTED.iter().find(|s| !exported.iter().any(|e| e == *s)) {
             bail!("{} does not export `{missing}`: libtorch would call its own", exe.path.display());
@@ -103,13 +110,9 @@ fn check_cuda_linked(libtorch: &Path, executables: &[Executable]) -> Result<()> 
         return Ok(());
     }
     let mut checked = 0;
-    for Executable { path: exe, .. } in executables {
-        let needed = needed_libraries(exe)?;
-        if !needed.iter().any(|lib| lib.starts_with("libtorch_cpu.so")) {
-            continue;
-        }
-        if !needed.iter().any(|lib| lib.starts_with("libtorch_cuda.so")) {
-            bail!("{} links libtorch but not libtorch_cuda.so: CUDA would be unavailable", exe.display());
+    for exe in executables.iter().filter(|e| e.needs("libtorch_cpu.so")) {
+        if !exe.needs("libtorch_cuda.so") {
+            bail!("{} links libtorch but not libtorch_cuda.so: CUDA would be unavailable", exe.path.display());
         }
         checked += 1;
     }
