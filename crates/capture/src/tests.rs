@@ -13,6 +13,13 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../llama/fixtures/llama")
 }
 
+/// How far two f32 passes of the fixture model (2 layers, sums of at most 64 terms) may differ
+/// in hidden states like `values` when they sum in different orders.
+fn same_model_tolerance(values: &[f32]) -> f64 {
+    let scale = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    entangle_model::tolerance::f32_forward(2, 64, f64::from(scale))
+}
+
 fn prompt_set(name: &str, prompts: &[&str]) -> PromptSet {
     PromptSet {
         name: name.to_owned(),
@@ -49,7 +56,9 @@ fn batched_capture_equals_each_prompt_alone_at_every_layer() {
             assert_eq!(table.layer[i] as usize, layer);
             let expected: Vec<f32> = Vec::try_from(alone.select(0, 0).select(0, layer as i64)).unwrap();
             let diff = table.vector(i).iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(diff < 1e-5, "{prompt:?} layer {layer}: {diff}");
+            // Batched against alone: another batch shape, so the kernels may sum in another order.
+            let tolerance = same_model_tolerance(&expected);
+            assert!(f64::from(diff) < tolerance, "{prompt:?} layer {layer}: {diff}");
         }
     }
 }
@@ -133,7 +142,7 @@ fn captured_vectors_equal_the_hidden_states_of_entangle_infer() {
             hidden.iter().filter(|h| h.item == item && h.layer == captured.layer[row]).map(|h| h.value).collect();
         assert_eq!(want.len(), captured.dim, "item {item} layer {}", captured.layer[row]);
         let diff = want.iter().zip(captured.vector(row)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(diff < 1e-5, "item {item} layer {}: differs by {diff}", captured.layer[row]);
+        assert!(f64::from(diff) < same_model_tolerance(&want), "item {item} layer {}: differs by {diff}", captured.layer[row]);
         compared += 1;
     }
     assert!(compared >= 4, "only {compared} vectors compared");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use entangle_checkpoint::{write_checkpoint, Checkpoint, WriteOptions};
 use entangle_model::{
     generate, last_token_states, Batch, CausalLm, ForwardInput, GenerateOptions, Logits, Placement, Registry,
-    Tokenizer, Weights,
+    tolerance, Tokenizer, Weights,
 };
 use indicatif::ProgressBar;
 use serde::Deserialize;
@@ -17,6 +17,23 @@ use tch::{Device, Kind, Tensor};
 use crate::families;
 
 const FIXTURES: [&str; 4] = ["llama", "llama3-rope", "qwen2", "mistral"];
+
+/// The fixtures' shape, which the tolerances are derived from; [`load`] checks it.
+const LAYERS: usize = 2;
+/// The longest sum any value of a fixture is made of: the MLP's intermediate size (64), longer
+/// than the hidden size (32) and than any prompt with its continuation (59 tokens, the
+/// attention's sums).
+const LONGEST_SUM: usize = 64;
+
+/// How far our f32 values may be from transformers' (or from ours on another path).
+fn f32_tolerance(scale: f64) -> f64 {
+    tolerance::f32_forward(LAYERS, LONGEST_SUM, scale)
+}
+
+/// How far bf16 logits may be from f32's.
+fn bf16_tolerance(scale: f64) -> f64 {
+    tolerance::bf16_forward(LAYERS, scale)
+}
 
 #[derive(Deserialize)]
 struct Expected {
@@ -53,6 +70,9 @@ fn load(name: &str) -> (Box<dyn CausalLm>, Tokenizer, Expected) {
     let model = registry().load(&dir, Placement::cpu()).unwrap();
     let tokenizer = Tokenizer::from_dir(&dir).unwrap();
     let expected = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let config = Checkpoint::open(&dir).unwrap().config;
+    assert_eq!(config["num_hidden_layers"], LAYERS, "{name}: the tolerances assume {LAYERS} layers");
+    assert_eq!(config["intermediate_size"], LONGEST_SUM, "{name}: the tolerances assume sums of {LONGEST_SUM} terms");
     (model, tokenizer, expected)
 }
 
@@ -64,6 +84,22 @@ fn ids_tensor(ids: &[u32]) -> Tensor {
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[])
+}
+
+/// Max |a| over all elements.
+fn max_abs(a: &Tensor) -> f64 {
+    a.to_kind(Kind::Double).abs().max().double_value(&[])
+}
+
+/// The smallest gap between the best and the second-best logit at the positions that chose
+/// `continuation`'s tokens. Two implementations whose logits differ by less than half of it
+/// choose the same tokens, so comparing continuations exactly is sound only when it is wide.
+fn smallest_margin(model: &dyn CausalLm, prompt: &[u32], continuation: &[u32]) -> f64 {
+    let all: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
+    let logits = forward_all(model, &all[..all.len() - 1]).logits.get(0);
+    let choosing = logits.narrow(0, prompt.len() as i64 - 1, continuation.len() as i64);
+    let (top, _) = choosing.topk(2, -1, true, true);
+    (top.select(1, 0) - top.select(1, 1)).min().double_value(&[])
 }
 
 fn table(rows: &[Vec<f32>]) -> Tensor {
@@ -83,12 +119,14 @@ fn logits_and_hidden_states_match_transformers() {
         let (model, _, expected) = load(name);
         for prompt in &expected.prompts {
             let out = forward_all(model.as_ref(), &prompt.ids);
-            let diff = max_diff(&out.logits.get(0), &table(&prompt.logits));
-            assert!(diff < 1e-4, "{name} {:?}: logits differ by {diff}", prompt.text);
+            let want = table(&prompt.logits);
+            let (diff, tolerance) = (max_diff(&out.logits.get(0), &want), f32_tolerance(max_abs(&want)));
+            assert!(diff < tolerance, "{name} {:?}: logits differ by {diff} > {tolerance}", prompt.text);
             assert_eq!(out.hidden_states.len(), prompt.hidden_states.len(), "{name}");
             for (layer, (got, want)) in out.hidden_states.iter().zip(&prompt.hidden_states).enumerate() {
-                let diff = max_diff(&got.get(0), &table(want));
-                assert!(diff < 1e-4, "{name} {:?}: hidden state {layer} differs by {diff}", prompt.text);
+                let want = table(want);
+                let (diff, tolerance) = (max_diff(&got.get(0), &want), f32_tolerance(max_abs(&want)));
+                assert!(diff < tolerance, "{name} {:?}: hidden state {layer} differs by {diff} > {tolerance}", prompt.text);
             }
         }
     }
@@ -104,6 +142,8 @@ fn tokenizer_reproduces_the_prompt_ids() {
     }
 }
 
+/// Token for token, which holds on any machine because every chosen token leads the next by
+/// more than two f32 tolerances (checked first): rounding cannot reorder them.
 #[test]
 fn greedy_continuations_match_transformers_alone_and_batched() {
     for name in FIXTURES {
@@ -111,6 +151,9 @@ fn greedy_continuations_match_transformers_alone_and_batched() {
         let options = GenerateOptions::greedy(20, &tokenizer);
         let prompts: Vec<Vec<u32>> = expected.prompts.iter().map(|p| p.ids.clone()).collect();
         for (prompt, ids) in expected.prompts.iter().zip(&prompts) {
+            let margin = smallest_margin(model.as_ref(), ids, &prompt.greedy);
+            let tolerance = f32_tolerance(max_abs(&table(&prompt.logits)));
+            assert!(margin > 2.0 * tolerance, "{name} {:?}: a near-tie ({margin}) makes the tokens depend on rounding", prompt.text);
             let alone =
                 generate(model.as_ref(), &tokenizer, std::slice::from_ref(ids), &options, &ProgressBar::hidden())
                     .unwrap();
@@ -137,14 +180,17 @@ fn left_padded_batch_equals_one_at_a_time() {
             let alone = forward_all(model.as_ref(), ids);
             let len = ids.len() as i64;
             let padded = out.logits.get(row as i64).narrow(0, width - len, len);
+            // Padding changes the shapes, so the kernels may block and sum in another order.
+            let tolerance = f32_tolerance(max_abs(&alone.logits));
             let diff = max_diff(&padded, &alone.logits.get(0));
-            assert!(diff < 1e-5, "{name} prompt {row}: padded logits differ by {diff}");
+            assert!(diff < tolerance, "{name} prompt {row}: padded logits differ by {diff}");
             let last_alone =
                 Tensor::stack(&alone.hidden_states.iter().map(|h| h.get(0).get(len - 1)).collect::<Vec<_>>(), 0);
             let diff = max_diff(&states.hidden_states.get(row as i64), &last_alone);
-            assert!(diff < 1e-5, "{name} prompt {row}: last-token hidden states differ by {diff}");
+            let state_tolerance = f32_tolerance(max_abs(&last_alone));
+            assert!(diff < state_tolerance, "{name} prompt {row}: last-token hidden states differ by {diff}");
             let diff = max_diff(&states.logits.get(row as i64), &alone.logits.get(0).get(len - 1));
-            assert!(diff < 1e-5, "{name} prompt {row}: last-token logits differ by {diff}");
+            assert!(diff < tolerance, "{name} prompt {row}: last-token logits differ by {diff}");
         }
     }
 }
@@ -157,13 +203,15 @@ fn kv_cache_equals_recomputation() {
         let prompt = &expected.prompts[1];
         let all: Vec<u32> = prompt.ids.iter().chain(&prompt.greedy).copied().collect();
         let full = forward_all(model.as_ref(), &all).logits;
+        // One step's sums run over the cached keys instead of a square of them: another order.
+        let tolerance = f32_tolerance(max_abs(&full));
         let mut cache = model.new_cache();
         let prefill = ids_tensor(&prompt.ids);
         let mut logits = model.forward(&ForwardInput::tokens(&prefill), Some(&mut cache)).unwrap().logits;
         for (i, &token) in prompt.greedy.iter().enumerate() {
             let position = (prompt.ids.len() + i) as i64;
             let diff = max_diff(&logits.get(0).get(-1), &full.get(0).get(position - 1));
-            assert!(diff < 1e-5, "{name} step {i}: cached logits differ by {diff}");
+            assert!(diff < tolerance, "{name} step {i}: cached logits differ by {diff}");
             let step = ids_tensor(&[token]);
             let input = ForwardInput { logits: Logits::Last, ..ForwardInput::tokens(&step) };
             logits = model.forward(&input, Some(&mut cache)).unwrap().logits;
@@ -215,11 +263,12 @@ fn in_memory_tensors_build_the_same_model() {
     }
 }
 
-/// In bfloat16 our numerics follow transformers' operation order (f32 norms and rotary
-/// tables, casts in the same places), so the logits equal transformers' own bf16 logits,
-/// although bf16 is far from f32.
+/// In bfloat16 the logits stay within bf16's rounding of the f32 logits (transformers' own,
+/// recorded), as transformers' bf16 logits do; the model does compute in bf16 (it is not f32).
+/// The two bf16 results are not compared with each other beyond that bound: which bf16 kernels
+/// a CPU has (AVX-512 BF16, AMX, none) moves them by up to it.
 #[test]
-fn bfloat16_follows_transformers() {
+fn bfloat16_stays_within_its_rounding_of_f32() {
     for name in FIXTURES {
         let (_, _, expected) = load(name);
         let placement = Placement { device: Device::Cpu, kind: Kind::BFloat16 };
@@ -227,18 +276,22 @@ fn bfloat16_follows_transformers() {
         assert_eq!(model.kind(), Kind::BFloat16);
         for prompt in &expected.prompts {
             let states = last_token_states(model.as_ref(), std::slice::from_ref(&prompt.ids), 0).unwrap();
-            let want = Tensor::from_slice(&prompt.last_logits_bf16);
-            let diff = max_diff(&states.logits.get(0), &want);
-            assert!(diff < 1e-4, "{name}: bf16 logits differ by {diff}");
-            assert!(max_diff(&want, &table(&prompt.logits).get(-1)) > 0.01, "{name}: bf16 is not f32");
             assert_eq!(states.logits.kind(), Kind::Float);
+            let f32_logits = table(&prompt.logits).get(-1);
+            let tolerance = bf16_tolerance(max_abs(&f32_logits));
+            let ours = max_diff(&states.logits.get(0), &f32_logits);
+            assert!(ours < tolerance, "{name}: bf16 logits are {ours} from f32's, beyond bf16's rounding {tolerance}");
+            let theirs = max_diff(&Tensor::from_slice(&prompt.last_logits_bf16), &f32_logits);
+            assert!(theirs < tolerance, "{name}: transformers' bf16 logits are {theirs} from f32's");
+            assert!(ours > f32_tolerance(max_abs(&f32_logits)), "{name}: bf16 logits equal f32's; bf16 did not run");
         }
     }
 }
 
 /// On a GPU host: `ENTANGLE_CUDA_TESTS=1 cargo test -p entangle-llama cuda`. On cuda:0 the
-/// f32 logits stay within 1e-3 of transformers' (GPU kernels sum in other orders), batched
-/// greedy generation gives transformers' continuations, and bf16 stays near f32.
+/// f32 logits stay within the f32 tolerance of transformers' (GPU kernels sum in other orders;
+/// libtorch leaves TF32 off for f32 products), batched greedy generation gives transformers'
+/// continuations, and bf16 stays within its rounding of f32.
 #[test]
 fn cuda_follows_transformers() {
     if std::env::var_os("ENTANGLE_CUDA_TESTS").is_none() {
@@ -251,9 +304,11 @@ fn cuda_follows_transformers() {
         for kind in [Kind::Float, Kind::BFloat16] {
             let model = registry().load(&fixture(name), Placement { device: Device::Cuda(0), kind }).unwrap();
             let states = last_token_states(model.as_ref(), &prompts, tokenizer.pad_token_id()).unwrap();
-            let tolerance = if kind == Kind::Float { 1e-3 } else { 0.5 };
             for (row, prompt) in expected.prompts.iter().enumerate() {
-                let diff = max_diff(&states.logits.get(row as i64), &table(&prompt.logits).get(-1));
+                let want = table(&prompt.logits).get(-1);
+                let tolerance =
+                    if kind == Kind::Float { f32_tolerance(max_abs(&want)) } else { bf16_tolerance(max_abs(&want)) };
+                let diff = max_diff(&states.logits.get(row as i64).to_device(Device::Cpu), &want);
                 assert!(diff < tolerance, "{name} {kind:?}: logits differ by {diff}");
             }
             if kind == Kind::Float {

@@ -47,6 +47,7 @@ mod prompt;
 mod registry;
 mod teacher;
 mod tokenizer;
+pub mod tolerance;
 mod weights;
 
 pub use attention::{attend, attention_mask, with_pads};

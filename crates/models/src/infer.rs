@@ -16,7 +16,7 @@ use entangle_checkpoint::Checkpoint;
 use entangle_model::{
     generate, last_token_states, GenerateOptions, Placement, PromptFormat, Registry, Sampling, Tokenizer,
 };
-use indicatif::{ProgressBar, ProgressStyle};
+
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use tch::Tensor;
@@ -324,14 +324,6 @@ fn jsonl_field(path: &Path, field: &str) -> Result<Vec<String>> {
     Ok(prompts)
 }
 
-pub(crate) fn progress_bar(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}}<{{eta}}")) {
-        bar.set_style(style);
-    }
-    bar
-}
-
 /// Generates a response to each prompt, shown to the model in `format`.
 pub fn generated_texts(
     loaded: &Loaded,
@@ -340,7 +332,7 @@ pub fn generated_texts(
     options: &GenerateOptions,
 ) -> Result<Vec<GeneratedText>> {
     let encoded = encode_all(&loaded.tokenizer, prompts, format)?;
-    let bar = progress_bar(prompts.len(), "prompts");
+    let bar = entangle_artifacts::progress_bar(prompts.len() as u64, "prompts");
     let generations = generate(loaded.model.as_ref(), &loaded.tokenizer, &encoded, options, &bar)?;
     bar.finish_and_clear();
     Ok(prompts
@@ -380,7 +372,7 @@ pub fn last_token_tables(
         bail!("the batch size must be at least 1");
     }
     let encoded = encode_all(&loaded.tokenizer, prompts, format)?;
-    let bar = progress_bar(prompts.len(), "prompts");
+    let bar = entangle_artifacts::progress_bar(prompts.len() as u64, "prompts");
     let (mut logits, mut hidden) = (Vec::new(), Vec::new());
     for (b, chunk) in encoded.chunks(batch_size).enumerate() {
         let states = last_token_states(loaded.model.as_ref(), chunk, loaded.tokenizer.pad_token_id())?;
@@ -564,14 +556,19 @@ mod tests {
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(fixture().join("expected.json")).unwrap()).unwrap();
         let want = expected["prompts"][2]["logits"].as_array().unwrap().last().unwrap().as_array().unwrap().clone();
+        // The fixture has 2 layers and sums of at most 64 terms; transformers sums in its own order.
+        let tolerance = |values: &[Value]| {
+            let scale = values.iter().filter_map(Value::as_f64).fold(0.0, |m: f64, v| m.max(v.abs()));
+            entangle_model::tolerance::f32_forward(2, 64, scale)
+        };
         for row in logits.iter().filter(|r| r.item == 0) {
             let w = want[row.token as usize].as_f64().unwrap();
-            assert!((f64::from(row.logit) - w).abs() < 1e-4, "token {}: {} vs {w}", row.token, row.logit);
+            assert!((f64::from(row.logit) - w).abs() < tolerance(&want), "token {}: {} vs {w}", row.token, row.logit);
         }
-        let last_layer = expected["prompts"][0]["hidden_states"][2].as_array().unwrap().last().unwrap().clone();
+        let last_layer = expected["prompts"][0]["hidden_states"][2].as_array().unwrap().last().unwrap().as_array().unwrap().clone();
         for row in hidden.iter().filter(|r| r.item == 1 && r.layer == 2) {
             let w = last_layer[row.dim as usize].as_f64().unwrap();
-            assert!((f64::from(row.value) - w).abs() < 1e-4, "dim {}: {} vs {w}", row.dim, row.value);
+            assert!((f64::from(row.value) - w).abs() < tolerance(&last_layer), "dim {}: {} vs {w}", row.dim, row.value);
         }
     }
 
