@@ -27,6 +27,15 @@ fn binaries() -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// A built stage binary, e.g. `entangle-report`, ready to run.
+pub fn stage(binary: &str) -> Result<Command> {
+    let path = binaries()?.join(binary);
+    if !path.exists() {
+        bail!("{} is missing: build with `cargo xtask test` (or `cargo build --workspace --bins --tests`)", path.display());
+    }
+    Ok(Command::new(path))
+}
+
 /// `xtask reproduce --pipeline pipelines/smoke.toml --run RUN --no-build ARGS…`, ready to run.
 /// Stage processes use one torch thread each, as tests may run side by side.
 pub fn reproduce(run: &Path, args: &[&str]) -> Result<Command> {

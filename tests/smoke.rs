@@ -1,6 +1,6 @@
 //! The smoke pipeline end to end: from scratch, every artifact with its documented schema,
 //! the report, a re-run that skips everything, a deleted artifact that reruns only its
-//! dependents, and a stage killed midway that resumes.
+//! dependents, a stage killed midway that resumes, and one writer per run at a time.
 //!
 //! One run from scratch is shared; the other tests work on copies of it.
 
@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use entangle_artifacts::{
     read_activations, ActivationMso, EvalResponse, EvalSummary, Example, LossPoint, ProjectionDiagnostic, ProjectionPerTensor,
-    RunDir, UpdateMso,
+    RunDir, RunLock, UpdateMso,
 };
-use entangle_tests::{check_schema, copy_run, files_under, finished, run_smoke, spawn_smoke};
+use entangle_tests::{check_schema, copy_run, files_under, finished, reproduce, run_smoke, spawn_smoke, stage};
 
 const JOBS: [&str; 5] = ["base", "aligned", "useful", "harmful", "contaminated"];
 const CAPTURED: [&str; 4] = ["base", "aligned", "useful", "contaminated"];
@@ -113,6 +113,26 @@ fn a_stage_killed_midway_leaves_the_run_resumable() {
         assert_eq!(std::fs::metadata(&part.0).unwrap().modified().unwrap(), part.1, "{} was not evaluated again", part.0.display());
     }
     assert_eq!(entangle_artifacts::read_table::<EvalResponse>(&dir.eval_responses()).unwrap().len(), 29 * 48);
+}
+
+#[test]
+fn a_run_held_by_another_process_is_refused_with_its_pid() {
+    let run = scratch("locked");
+    copy_run(smoke_run(), &run).unwrap();
+    let before = finished(&run).unwrap();
+    let lock = RunLock::acquire(&RunDir::new(&run)).unwrap();
+    let holder = format!("in use by process {}", std::process::id());
+    let by_hand = stage("entangle-report").unwrap().args(["--force", "--run"]).arg(&run).output().unwrap();
+    let reproduced = reproduce(&run, &[]).unwrap().output().unwrap();
+    for output in [by_hand, reproduced] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
+        assert!(errors.len() == 1 && errors[0].contains(&holder), "{stderr}");
+    }
+    assert_eq!(finished(&run).unwrap(), before, "nothing ran");
+    drop(lock);
+    run_smoke(&run, &["--only", "report"]).unwrap();
 }
 
 /// Waits until the evaluation has written its first checkpoint's part; returns the parts and

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use entangle_artifacts::{write_atomic, RunDir};
+use entangle_artifacts::{write_atomic, RunDir, RunLock, RUN_LOCK_HOLDER_ENV};
 use entangle_pipeline::{Pipeline, TrainKind};
 
 /// Options of `cargo xtask reproduce`.
@@ -144,6 +144,8 @@ pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
         build_binaries(root, options.release)?
     };
     let run = RunDir::new(&run_root);
+    // Held until the run ends; the stages run under it (see `run_stage`).
+    let _lock = RunLock::acquire(&run)?;
     record_pipeline(&run, &pipeline_path)?;
     let total = Instant::now();
     for (i, (stage, forced)) in stages.iter().enumerate() {
@@ -244,7 +246,7 @@ fn run_stage(bin_dir: &Path, run: &RunDir, stage: &Stage, forced: bool) -> Resul
         bail!("{} does not exist: this stage is not part of the workspace yet", binary.display());
     }
     let mut command = Command::new(&binary);
-    command.arg("--run").arg(&run.root).args(&stage.args);
+    command.arg("--run").arg(&run.root).args(&stage.args).env(RUN_LOCK_HOLDER_ENV, std::process::id().to_string());
     // An interrupted training job continues from the state it saved (`save_every`).
     if stage.name.strip_prefix("train:").is_some_and(|job| run.train_state(job).exists()) {
         command.arg("--resume");

@@ -6,7 +6,9 @@
 //! stage never leaves something that looks finished ([`write_atomic`], [`replace_dir_atomic`]),
 //! the stage [`Manifest`] that lets a re-run skip finished work, and the Parquet tables
 //! ([`Table`], declared with [`table!`]) whose columns users open in polars. Only this crate
-//! defines table schemas.
+//! defines table schemas. It is also the harness every stage runs through ([`Stage`]: the run's
+//! lock, the freshness check, the record, one [`Outcome`]) and their one progress display
+//! ([`progress_bar`]).
 //!
 //! ```no_run
 //! use entangle_artifacts::{read_table, table, write_table, RunDir};
@@ -27,8 +29,12 @@
 #[cfg(feature = "tables")]
 mod activations;
 mod atomic;
+mod lock;
 mod manifest;
+#[cfg(feature = "progress")]
+mod progress;
 mod run_dir;
+mod stage;
 #[cfg(feature = "tables")]
 mod table;
 #[cfg(feature = "tables")]
@@ -37,8 +43,12 @@ mod tables;
 #[cfg(feature = "tables")]
 pub use activations::{activation_schema, read_activations, ActivationWriter, Activations};
 pub use atomic::{replace_dir_atomic, write_atomic};
+pub use lock::{hold as hold_run_lock, RunLock, HOLDER_ENV as RUN_LOCK_HOLDER_ENV};
 pub use manifest::{config_hash, fingerprint, stamp_inputs, FileStamp, Manifest, StageEntry};
-pub use run_dir::RunDir;
+#[cfg(feature = "progress")]
+pub use progress::progress_bar;
+pub use run_dir::{check_path_component, RunDir};
+pub use stage::{Outcome, Stage, StageVersion};
 #[cfg(feature = "tables")]
 pub use table::{read_table, write_table, Column, Table};
 #[cfg(feature = "tables")]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{ensure, Result};
+
 /// A run directory, `runs/<pipeline>/` by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -17,6 +19,11 @@ impl RunDir {
     /// `manifest.json`: one entry per finished stage.
     pub fn manifest(&self) -> PathBuf {
         self.root.join("manifest.json")
+    }
+
+    /// `.lock`: the advisory lock of the process writing to the run.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join(".lock")
     }
 
     /// `pipeline.toml`: the pipeline file the run was started with.
@@ -102,6 +109,15 @@ impl RunDir {
     }
 }
 
+/// Checks that `name` is one plain path component — not empty, not `.` or `..`, without a
+/// slash, backslash or NUL — so that joining it to a directory stays inside that directory. Names that
+/// come from files or pipelines (shard files, jobs, models, runs) pass through it.
+pub fn check_path_component(name: &str) -> Result<()> {
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    ensure!(plain, "{name:?} is not a plain file name (expected no `/`, `\\`, `..`, and not empty)");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +140,17 @@ mod tests {
         check(run.activations("base"), "activations/base.parquet");
         check(run.activation_mso(), "mso/activation_spaces.parquet");
         check(run.report_dir(), "report");
+        check(run.lock(), ".lock");
+    }
+
+    #[test]
+    fn only_plain_names_are_path_components() {
+        for good in ["model-00001-of-00002.safetensors", "useful", "a..b", ".hidden"] {
+            assert!(check_path_component(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "../x", "/x", "a/b", "a\\b", "x\0"] {
+            let err = check_path_component(bad).unwrap_err().to_string();
+            assert!(err.contains("is not a plain file name"), "{bad}: {err}");
+        }
     }
 }

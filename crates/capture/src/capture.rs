@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use entangle_artifacts::{ActivationWriter, Activations};
 use entangle_model::{last_token_states, CausalLm, PromptFormat, Tokenizer};
 use entangle_pipeline::CaptureConfig;
-use indicatif::{ProgressBar, ProgressStyle};
+
 use tch::{Kind, Tensor};
 
 /// A prompt set: its data-set name and its prompts with their item ids.
@@ -40,7 +40,7 @@ pub fn capture(
     let layers = config.layers(dims.num_layers);
     let mut writer = ActivationWriter::create(out, dims.hidden_size)?;
     let total: usize = sets.iter().map(|s| s.prompts.len()).sum();
-    let progress = progress_bar(total as u64);
+    let progress = entangle_artifacts::progress_bar(total as u64, "prompts");
     let mut vectors = Vec::with_capacity(sets.len());
     for set in sets {
         let ids = encode(tokenizer, format, set, dims.vocab_size)?;
@@ -89,10 +89,3 @@ fn rows(set: &PromptSet, start: usize, states: &Tensor) -> Result<Activations> {
     Ok(out)
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} prompts {elapsed}<{eta}") {
-        bar.set_style(style);
-    }
-    bar
-}

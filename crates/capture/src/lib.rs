@@ -25,16 +25,19 @@ mod overlap;
 pub use capture::{capture, Captured, PromptSet};
 pub use overlap::{activation_overlaps, PAIRS};
 
-use std::time::Instant;
-
 use anyhow::{Context, Result};
 use entangle_artifacts::{
-    config_hash, read_table, stamp_inputs, write_table, ActivationMso, Example, Manifest, RunDir, StageEntry,
+    read_table, stage_version, write_table, ActivationMso, Example, Outcome, RunDir, Stage, StageVersion,
 };
 use entangle_model::{Placement, Registry, Tokenizer};
 use entangle_pipeline::{CaptureConfig, Pipeline};
 use serde::Serialize;
 
+/// The code version of the `capture:<model>` stages: bump `algorithm` when their tables would
+/// change.
+const VERSION: StageVersion = stage_version!(1);
+
+/// Everything a capture depends on besides its input files and code.
 #[derive(Serialize)]
 struct CaptureKey<'a> {
     capture: &'a CaptureConfig,
@@ -44,24 +47,26 @@ struct CaptureKey<'a> {
 
 /// Captures model `name` of the run and records its activation overlaps, unless the manifest
 /// shows it up to date (or `force`).
-pub fn run(run: &RunDir, name: &str, force: bool, registry: &Registry) -> Result<()> {
+pub fn run(run: &RunDir, name: &str, force: bool, registry: &Registry) -> Result<Outcome> {
     let pipeline = Pipeline::load_from_run(run)?;
     let config = &pipeline.capture;
-    let stage = format!("capture:{name}");
-    let key = config_hash(&CaptureKey { capture: config, format: pipeline.prompt.format, seed: pipeline.seed })?;
+    let key = CaptureKey { capture: config, format: pipeline.prompt.format, seed: pipeline.seed };
     let dir = entangle_checkpoint::resolve(&pipeline.model_reference(run, name))?;
     let sets = [&config.useful, &config.harmful_a, &config.harmful_b];
     let mut paths: Vec<_> = sets.iter().map(|set| run.data_set(set)).collect();
     paths.push(dir.clone());
-    let inputs = stamp_inputs(run, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>())?;
-    if !force && Manifest::load(run)?.is_fresh(run, &stage, &key, &inputs) {
-        tracing::info!("{stage} is up to date; skipped (pass --force to capture again)");
-        return Ok(());
-    }
-    let started = Instant::now();
+    let stage = Stage::new(run, &format!("capture:{name}"), VERSION, &key, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>())?;
+    stage.run(force, || capture_model(run, &pipeline, name, &dir, registry))
+}
+
+/// Captures model `name` (checkpoint `dir`) and merges its overlaps into the table; returns the
+/// files written.
+fn capture_model(run: &RunDir, pipeline: &Pipeline, name: &str, dir: &std::path::Path, registry: &Registry) -> Result<Vec<std::path::PathBuf>> {
+    let config = &pipeline.capture;
+    let sets = [&config.useful, &config.harmful_a, &config.harmful_b];
     let placement = Placement::parse(&pipeline.device, "auto")?;
-    let model = registry.load(&dir, placement)?;
-    let tokenizer = Tokenizer::from_dir(&dir)?;
+    let model = registry.load(dir, placement)?;
+    let tokenizer = Tokenizer::from_dir(dir)?;
     let format = entangle_model::PromptFormat::from(pipeline.prompt.format);
     let prompt_sets = sets
         .iter()
@@ -70,10 +75,7 @@ pub fn run(run: &RunDir, name: &str, force: bool, registry: &Registry) -> Result
     let captured = capture(model.as_ref(), &tokenizer, format, &prompt_sets, config, &run.activations(name))?;
     let rows = activation_overlaps(name, &captured, config, pipeline.seed)?;
     merge_rows(run, name, rows)?;
-    let outputs = [run.activations(name), run.activation_mso()].iter().map(|p| run.relative(p).display().to_string()).collect();
-    Manifest::record(run, &stage, StageEntry::finished_now(key, inputs, outputs, started.elapsed().as_secs_f64()))?;
-    tracing::info!("{stage} finished in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(vec![run.activations(name), run.activation_mso()])
 }
 
 fn prompt_set(run: &RunDir, set: &str, limit: Option<usize>) -> Result<PromptSet> {

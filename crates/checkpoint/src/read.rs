@@ -140,6 +140,10 @@ fn open_sharded(dir: &Path, index_path: &Path) -> Result<(Vec<Shard>, BTreeMap<S
     let mut file_names: Vec<&String> = index.weight_map.values().collect();
     file_names.sort();
     file_names.dedup();
+    for file_name in &file_names {
+        entangle_artifacts::check_path_component(file_name)
+            .with_context(|| format!("{}: a shard of the weight map", index_path.display()))?;
+    }
     let mut shards = Vec::new();
     let mut by_shard: HashMap<&str, HashMap<String, TensorInfo>> = HashMap::new();
     for (i, file_name) in file_names.iter().enumerate() {
@@ -333,6 +337,18 @@ mod tests {
             dir.path(),
             &["model.layers.9.ghost.weight", "listed in model.safetensors.index.json", "model-00001-of-00004.safetensors"],
         );
+    }
+
+    #[test]
+    fn shard_names_outside_the_checkpoint_are_refused() {
+        for outside in ["../model-00001-of-00004.safetensors", "/etc/passwd"] {
+            let dir = copy_fixture("tiny-llama-sharded");
+            let index_path = dir.path().join("model.safetensors.index.json");
+            let mut index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+            index["weight_map"]["model.norm.weight"] = outside.into();
+            std::fs::write(&index_path, index.to_string()).unwrap();
+            check_error(dir.path(), &["model.safetensors.index.json: a shard of the weight map", "is not a plain file name"]);
+        }
     }
 
     #[test]

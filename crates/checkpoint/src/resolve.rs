@@ -122,6 +122,8 @@ fn fetch_weights(reference: &str, hub: &HubSettings, present: &dyn Fn(&str) -> b
                 .with_context(|| format!("{}: not a safetensors shard index", index_path.display()))?;
             let shards: BTreeSet<String> = index.weight_map.into_values().collect();
             for shard in shards {
+                entangle_artifacts::check_path_component(&shard)
+                    .with_context(|| format!("{}: a shard of the weight map", index_path.display()))?;
                 hub.file(reference, RepoType::Model, &shard)?;
             }
             return Ok(());

@@ -18,6 +18,7 @@
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod mkl;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,10 +70,12 @@ pub fn keep_freed_memory() {
     }
 }
 
-/// Logs to stderr at the level `RUST_LOG` asks for, `info` by default.
+/// Logs to stderr at the level `RUST_LOG` asks for, `info` by default; in colour only on a
+/// terminal, so a batch job's log file holds no escape codes.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
 /// The error and its causes on one line, outermost first.

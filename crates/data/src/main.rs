@@ -19,6 +19,6 @@ struct Args {
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_data::run(&RunDir::new(&args.stage.run), args.stage.force)
+        entangle_data::run(&RunDir::new(&args.stage.run), args.stage.force).map(|_| ())
     })
 }

@@ -1,11 +1,10 @@
 //! The stage `prepare`: write every set of the run (and, for the tiny study, its tokenizer),
 //! record it in the manifest, and skip the work when nothing it depends on has changed.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use entangle_artifacts::{config_hash, stamp_inputs, write_table, Example, FileStamp, Manifest, RunDir, StageEntry};
+use entangle_artifacts::{stage_version, write_table, Example, Outcome, RunDir, Stage, StageVersion};
 use entangle_checkpoint::{resolve, HubSettings};
 use entangle_model::{GenerateOptions, Placement, PromptFormat};
 use entangle_models::infer::generated_texts;
@@ -21,6 +20,9 @@ use crate::upstream;
 /// The stage's name in the manifest.
 pub const STAGE: &str = "prepare";
 
+/// The code version of stage `prepare`: bump `algorithm` when a set would come out different.
+const VERSION: StageVersion = stage_version!(1);
+
 /// What the stage's output depends on besides its input files.
 #[derive(Serialize)]
 struct StageConfig<'a> {
@@ -35,8 +37,7 @@ struct StageConfig<'a> {
 /// Runs `prepare` on the run directory: reads `pipeline.toml`, writes `data/<set>.parquet`
 /// for every set (and `tokenizer/` for the synthetic world), unless the manifest says they are
 /// up to date and `force` is off.
-pub fn run(run: &RunDir, force: bool) -> Result<()> {
-    let started = Instant::now();
+pub fn run(run: &RunDir, force: bool) -> Result<Outcome> {
     let pipeline = Pipeline::load_from_run(run)?;
     let data = &pipeline.data;
     match data.kind {
@@ -48,21 +49,22 @@ pub fn run(run: &RunDir, force: bool) -> Result<()> {
             };
             let world_files: Vec<PathBuf> = dir.iter().flat_map(|d| WORLD_FILES.map(|f| d.join(f))).collect();
             let config = StageConfig { seed: pipeline.seed, data, prompt: &pipeline.prompt, world: dir.is_none().then_some(world.source.as_str()) };
-            let Some(stamps) = stale(run, &config, &world_files, force)? else { return Ok(()) };
-            let sets = synthetic::generate(&world, &data.synthetic, data.contamination_percent, pipeline.seed)?;
-            let mut outputs = write_sets(run, &sets)?;
-            let texts: Vec<&str> = sets
-                .iter()
-                .filter(|(set, _)| [crate::PRETRAIN, crate::ALIGN, crate::USEFUL, crate::HARMFUL].contains(set))
-                .flat_map(|(_, rows)| rows.iter().flat_map(|row| [row.prompt.as_str(), row.response.as_str()]))
-                .filter(|text| !text.is_empty())
-                .collect();
-            let tokenizer = train_tokenizer(&texts, &data.tokenizer)?;
-            let dir = run.tokenizer();
-            write_tokenizer(&dir, &tokenizer, &data.tokenizer).with_context(|| format!("writing {}", dir.display()))?;
-            info!(vocab = tokenizer.get_vocab_size(true), "wrote {}", run.relative(&dir).display());
-            outputs.push(run.relative(&dir).display().to_string());
-            record(run, &config, stamps, outputs, started)
+            stage(run, &config, &world_files)?.run(force, || {
+                let sets = synthetic::generate(&world, &data.synthetic, data.contamination_percent, pipeline.seed)?;
+                let mut outputs = write_sets(run, &sets)?;
+                let texts: Vec<&str> = sets
+                    .iter()
+                    .filter(|(set, _)| [crate::PRETRAIN, crate::ALIGN, crate::USEFUL, crate::HARMFUL].contains(set))
+                    .flat_map(|(_, rows)| rows.iter().flat_map(|row| [row.prompt.as_str(), row.response.as_str()]))
+                    .filter(|text| !text.is_empty())
+                    .collect();
+                let tokenizer = train_tokenizer(&texts, &data.tokenizer)?;
+                let dir = run.tokenizer();
+                write_tokenizer(&dir, &tokenizer, &data.tokenizer).with_context(|| format!("writing {}", dir.display()))?;
+                info!(vocab = tokenizer.get_vocab_size(true), "wrote {}", run.relative(&dir).display());
+                outputs.push(dir);
+                Ok(outputs)
+            })
         }
         DataKind::Upstream => {
             let uses_world = data.sources().iter().any(|(_, source)| source.dataset == Dataset::Requests);
@@ -86,11 +88,11 @@ pub fn run(run: &RunDir, force: bool) -> Result<()> {
             }
             let respond_dir = data.respond.as_ref().map(|r| resolve(&pipeline.model_reference(run, &r.model))).transpose()?;
             inputs.extend(respond_dir.clone());
-            let Some(stamps) = stale(run, &config, &inputs, force)? else { return Ok(()) };
-            let mut responder = ModelResponder { pipeline: &pipeline, dir: respond_dir, loaded: None };
-            let sets = upstream::upstream_sets(data, &files, pipeline.seed, &mut |prompts| responder.respond(prompts))?;
-            let outputs = write_sets(run, &sets)?;
-            record(run, &config, stamps, outputs, started)
+            stage(run, &config, &inputs)?.run(force, || {
+                let mut responder = ModelResponder { pipeline: &pipeline, dir: respond_dir, loaded: None };
+                let sets = upstream::upstream_sets(data, &files, pipeline.seed, &mut |prompts| responder.respond(prompts))?;
+                write_sets(run, &sets)
+            })
         }
     }
 }
@@ -122,40 +124,29 @@ impl ModelResponder<'_> {
     }
 }
 
-/// The input stamps when the stage has to run, `None` when its outputs are up to date.
-/// Relative input paths are relative to the current directory, as when they were read.
-fn stale(run: &RunDir, config: &StageConfig, inputs: &[PathBuf], force: bool) -> Result<Option<Vec<FileStamp>>> {
-    let absolute: Vec<PathBuf> = inputs.iter().map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))).collect::<Result<_>>()?;
-    let paths: Vec<&std::path::Path> = absolute.iter().map(PathBuf::as_path).collect();
-    let stamps = stamp_inputs(run, &paths)?;
-    if !force && Manifest::load(run)?.is_fresh(run, STAGE, &config_hash(config)?, &stamps) {
-        info!("{STAGE} is up to date (use --force to redo it)");
-        return Ok(None);
-    }
-    Ok(Some(stamps))
+/// The stage with its inputs; relative input paths are relative to the current directory, as
+/// when they were read.
+fn stage<'a>(run: &'a RunDir, config: &StageConfig, inputs: &[PathBuf]) -> Result<Stage<'a>> {
+    let absolute: Vec<PathBuf> =
+        inputs.iter().map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))).collect::<Result<_>>()?;
+    Stage::new(run, STAGE, VERSION, config, &absolute.iter().map(PathBuf::as_path).collect::<Vec<&Path>>())
 }
 
-fn write_sets(run: &RunDir, sets: &[(&str, Vec<Example>)]) -> Result<Vec<String>> {
+fn write_sets(run: &RunDir, sets: &[(&str, Vec<Example>)]) -> Result<Vec<PathBuf>> {
     sets.iter()
         .map(|(set, rows)| {
             let path = run.data_set(set);
             write_table(&path, rows)?;
             info!(rows = rows.len(), "wrote {}", run.relative(&path).display());
-            Ok(run.relative(&path).display().to_string())
+            Ok(path)
         })
         .collect()
-}
-
-fn record(run: &RunDir, config: &StageConfig, inputs: Vec<FileStamp>, outputs: Vec<String>, started: Instant) -> Result<()> {
-    let seconds = started.elapsed().as_secs_f64();
-    Manifest::record(run, STAGE, StageEntry::finished_now(config_hash(config)?, inputs, outputs, seconds))?;
-    info!("{STAGE} finished in {seconds:.1}s");
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entangle_artifacts::Manifest;
 
     fn run_dir(pipeline: &str) -> (tempfile::TempDir, RunDir) {
         let dir = tempfile::tempdir().unwrap();

@@ -98,6 +98,7 @@ impl LlmJudge {
     fn request_all(&self, pairs: &[(String, String)], todo: &[usize]) -> Vec<Judgment> {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<Judgment>>> = Mutex::new(vec![None; todo.len()]);
+        let progress = entangle_artifacts::progress_bar(todo.len() as u64, "judgments");
         std::thread::scope(|scope| {
             for _ in 0..self.config.concurrency.max(1).min(todo.len().max(1)) {
                 scope.spawn(|| loop {
@@ -110,9 +111,11 @@ impl LlmJudge {
                     if let Ok(mut results) = results.lock() {
                         results[slot] = Some(judgment);
                     }
+                    progress.inc(1);
                 });
             }
         });
+        progress.finish_and_clear();
         results
             .into_inner()
             .unwrap_or_default()

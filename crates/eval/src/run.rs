@@ -8,15 +8,14 @@
 //! combines what it has, and retraining one model re-evaluates just the checkpoints built from it.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use entangle_artifacts::{
-    config_hash, read_table, stamp_inputs, write_table, EvalResponse, EvalSummary, Example, Manifest, RunDir, StageEntry,
+    config_hash, progress_bar, read_table, stage_version, stamp_inputs, write_table, EvalResponse, EvalSummary, Example,
+    Outcome, RunDir, Stage, StageVersion,
 };
 use entangle_model::{generate, response_nll, GenerateOptions, Placement, PromptFormat, Registry, Tokenizer};
 use entangle_pipeline::{Benchmark, EvalConfig, JudgeKind, Pipeline};
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::answers::{answers_match, flexible_answer, strict_answer};
@@ -28,49 +27,71 @@ use crate::summary::summarise;
 
 /// Evaluates `checkpoints` (all the pipeline's when empty) of `run`. The stage is recorded in
 /// the manifest only for the full default list; `force` re-evaluates checkpoints that have rows.
-pub fn run(run: &RunDir, checkpoints: &[String], force: bool, registry: &Registry) -> Result<()> {
+pub fn run(run: &RunDir, checkpoints: &[String], force: bool, registry: &Registry) -> Result<Outcome> {
     let pipeline = Pipeline::load_from_run(run)?;
     let full = checkpoints.is_empty();
     let names = if full { default_checkpoints(&pipeline) } else { checkpoints.to_vec() };
     let specs: Vec<Checkpoint> = names.iter().map(|n| Checkpoint::parse(n)).collect::<Result<_>>()?;
-    let key = config_hash(&EvalKey {
+    let key = EvalKey {
         eval: &pipeline.eval,
         format: pipeline.prompt.format,
         projection: &pipeline.projection,
         models: &pipeline.models,
         seed: pipeline.seed,
-    })?;
+    };
     let data_paths = benchmark_paths(run);
     let paths: Vec<PathBuf> = data_paths.iter().cloned().chain(model_paths(run, &pipeline)).collect();
-    let inputs = stamp_inputs(run, &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    if full && !force && Manifest::load(run)?.is_fresh(run, "eval", &key, &inputs) {
-        tracing::info!("eval is up to date; skipped (pass --force to re-evaluate)");
-        return Ok(());
-    }
-    let data = &inputs[..data_paths.len()];
-    let parts = run.root.join("eval").join("parts").join(&config_hash(&(&key, data))?[..16]);
-    let started = Instant::now();
-    let placement = Placement::parse(&pipeline.device, "auto")?;
-    let context = Stage { run, pipeline: &pipeline, registry, placement, benchmarks: benchmarks(run, &pipeline)? };
-    let mut part_paths = Vec::with_capacity(specs.len());
-    for (i, spec) in specs.iter().enumerate() {
-        let part = part_path(run, &pipeline, &parts, spec)?;
-        part_paths.push(part.clone());
-        if part.exists() && !force {
-            tracing::info!("[{}/{}] {}: already evaluated", i + 1, specs.len(), spec.name());
-            continue;
-        }
-        tracing::info!("[{}/{}] evaluating {}", i + 1, specs.len(), spec.name());
-        let rows = evaluate(&context, spec)?;
-        remove_stale_parts(&parts, spec)?;
-        write_table(&part, &rows)?;
-    }
-    combine(run, &specs, &part_paths, pipeline.seed, !full)?;
+    let stage = Stage::new(run, "eval", VERSION, &key, &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let data = stamp_inputs(run, &data_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let parts = run.root.join("eval").join("parts").join(&config_hash(&(VERSION, &key, &data))?[..16]);
+    let evaluation = Evaluation { run, pipeline: &pipeline, registry, specs: &specs, parts: &parts, full, force };
     if full {
-        let outputs = [run.eval_responses(), run.eval_summary()].iter().map(|p| run.relative(p).display().to_string()).collect();
-        Manifest::record(run, "eval", StageEntry::finished_now(key, inputs, outputs, started.elapsed().as_secs_f64()))?;
+        stage.run(force, || evaluation.write())
+    } else {
+        evaluation.write()?;
+        Ok(Outcome::Finished)
     }
-    Ok(())
+}
+
+/// The code version of stage `eval`: bump `algorithm` when its rows would change.
+const VERSION: StageVersion = stage_version!(1);
+
+/// One evaluation of a list of checkpoints.
+struct Evaluation<'a> {
+    run: &'a RunDir,
+    pipeline: &'a Pipeline,
+    registry: &'a Registry,
+    specs: &'a [Checkpoint],
+    /// The directory of this configuration's per-checkpoint parts.
+    parts: &'a Path,
+    /// Whether `specs` are all the pipeline's checkpoints.
+    full: bool,
+    force: bool,
+}
+
+impl Evaluation<'_> {
+    /// Evaluates every checkpoint that has no part yet (each when forced), then combines the
+    /// parts into the run's tables; returns them.
+    fn write(&self) -> Result<Vec<PathBuf>> {
+        let Evaluation { run, pipeline, registry, specs, parts, full, force } = *self;
+        let placement = Placement::parse(&pipeline.device, "auto")?;
+        let context = Evaluator { run, pipeline, registry, placement, benchmarks: benchmarks(run, pipeline)? };
+        let mut part_paths = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let part = part_path(run, pipeline, parts, spec)?;
+            part_paths.push(part.clone());
+            if part.exists() && !force {
+                tracing::info!("[{}/{}] {}: already evaluated", i + 1, specs.len(), spec.name());
+                continue;
+            }
+            tracing::info!("[{}/{}] evaluating {}", i + 1, specs.len(), spec.name());
+            let rows = evaluate(&context, spec)?;
+            remove_stale_parts(parts, spec)?;
+            write_table(&part, &rows)?;
+        }
+        combine(run, specs, &part_paths, pipeline.seed, !full)?;
+        Ok(vec![run.eval_responses(), run.eval_summary()])
+    }
 }
 
 /// Everything the evaluation's results depend on besides its input files.
@@ -105,7 +126,7 @@ struct Items {
     items: Vec<Example>,
 }
 
-struct Stage<'a> {
+struct Evaluator<'a> {
     run: &'a RunDir,
     pipeline: &'a Pipeline,
     registry: &'a Registry,
@@ -162,7 +183,7 @@ fn remove_stale_parts(parts: &Path, spec: &Checkpoint) -> Result<()> {
 }
 
 /// Every row of one checkpoint: generation, judges and scores on every benchmark.
-fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
+fn evaluate(context: &Evaluator, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
     let Loaded { model, tokenizer } = load(context.run, context.pipeline, spec, context.registry, context.placement)?;
     let eval = &context.pipeline.eval;
     let format = PromptFormat::from(context.pipeline.prompt.format);
@@ -173,7 +194,7 @@ fn evaluate(context: &Stage, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
         let instructions: Vec<String> =
             items.iter().map(|item| if utility { with_shots(&shots, &item.prompt) } else { item.prompt.clone() }).collect();
         let prompts = instructions.iter().map(|text| format.encode(&tokenizer, text)).collect::<Result<Vec<_>>>()?;
-        let progress = ProgressBar::new(prompts.len() as u64).with_message(format!("{} {}", spec.name(), benchmark.name()));
+        let progress = progress_bar(prompts.len() as u64, "prompts").with_message(format!("{} {}", spec.name(), benchmark.name()));
         let options = generate_options(eval, *benchmark, format, &tokenizer);
         let generations = generate(model.as_ref(), &tokenizer, &prompts, &options, &progress)?;
         progress.finish_and_clear();
@@ -216,7 +237,7 @@ pub fn generate_options(eval: &EvalConfig, benchmark: Benchmark, format: PromptF
 }
 
 /// Adds the LLM and model judges' verdicts to the harmful benchmark's rows, when configured.
-fn judge_harmful(context: &Stage, rows: &mut [EvalResponse]) -> Result<()> {
+fn judge_harmful(context: &Evaluator, rows: &mut [EvalResponse]) -> Result<()> {
     let eval = &context.pipeline.eval;
     let harmful: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].benchmark == Benchmark::Harmful.name()).collect();
     let pairs: Vec<(String, String)> = harmful.iter().map(|&i| (rows[i].prompt.clone(), rows[i].response.clone())).collect();
@@ -367,7 +388,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let run = small_run(tmp.path());
         let spec: MergeSpec = "useful:topk:orth:0.5".parse().unwrap();
-        Merge::open(&run, &spec, None).unwrap().write(&run.model("written")).unwrap();
+        Merge::open(&run, &spec, None).unwrap().write(&run.model("written"), false).unwrap();
         let registry = entangle_models::registry();
         super::run(&run, &[spec.to_string(), "written".into()], false, &registry).unwrap();
         let in_memory = responses(&run, "useful:topk:orth:0.5");

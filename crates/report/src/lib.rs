@@ -36,12 +36,11 @@ mod update;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use entangle_artifacts::{
-    config_hash, replace_dir_atomic, stamp_inputs, write_atomic, ActivationMso, EvalSummary, Manifest,
-    ProjectionDiagnostic, ProjectionPerTensor, RunDir, StageEntry, UpdateMso,
+    replace_dir_atomic, stage_version, write_atomic, ActivationMso, EvalSummary, Manifest, ProjectionDiagnostic,
+    ProjectionPerTensor, RunDir, Stage, StageVersion, UpdateMso,
 };
 use entangle_pipeline::Pipeline;
 use serde::Serialize;
@@ -64,54 +63,40 @@ pub struct Options {
     pub font: Option<PathBuf>,
 }
 
-/// How a [`run`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The report was written, with PNG figures or without.
-    Written { png: bool },
-    /// The manifest showed the report up to date for these inputs.
-    UpToDate,
-}
+pub use entangle_artifacts::Outcome;
 
-/// What the report's output depends on besides its input files.
+/// The code version of stage `report`: bump `algorithm` when the report would change.
+const VERSION: StageVersion = stage_version!(1);
+
+/// What the report's output depends on besides its input files and code.
 #[derive(Serialize)]
-struct ReportKey<'a> {
-    version: &'a str,
+struct ReportKey {
     font: Option<String>,
 }
 
 /// The stage `report`: builds and writes the report of `run` unless it is up to date.
 pub fn run(run: &RunDir, options: &Options) -> Result<Outcome> {
-    let started = Instant::now();
     let pipeline = Pipeline::load_from_run(run)?;
     let inputs = input_paths(run, &pipeline);
     let present: Vec<&Path> = inputs.iter().filter(|p| p.exists()).map(PathBuf::as_path).collect();
-    let stamps = stamp_inputs(run, &present)?;
-    let key = config_hash(&ReportKey {
-        version: env!("CARGO_PKG_VERSION"),
-        font: options.font.as_ref().map(|f| f.display().to_string()),
-    })?;
-    if !options.force && Manifest::load(run)?.is_fresh(run, STAGE, &key, &stamps) {
-        tracing::info!("{STAGE} is up to date; skipped (pass --force to write it again)");
-        return Ok(Outcome::UpToDate);
-    }
-    let png = match &options.font {
-        Some(path) => {
-            font::register(path)?;
-            true
-        }
-        None => {
-            tracing::warn!("no font found: writing SVG figures only (pass --font FILE.ttf for PNG figures too)");
-            false
-        }
-    };
-    let report = build(run, &pipeline)?;
-    write(&run.report_dir(), &report, png)?;
-    let outputs = ["index.html", "report.md"].map(|name| overview::display(run, &run.report_dir().join(name))).to_vec();
-    let seconds = started.elapsed().as_secs_f64();
-    Manifest::record(run, STAGE, StageEntry::finished_now(key, stamps, outputs, seconds))?;
-    tracing::info!("report written to {} in {seconds:.1} s", run.report_dir().join("index.html").display());
-    Ok(Outcome::Written { png })
+    let key = ReportKey { font: options.font.as_ref().map(|f| f.display().to_string()) };
+    let stage = Stage::new(run, STAGE, VERSION, &key, &present)?;
+    stage.run(options.force, || {
+        let png = match &options.font {
+            Some(path) => {
+                font::register(path)?;
+                true
+            }
+            None => {
+                tracing::warn!("no font found: writing SVG figures only (pass --font FILE.ttf for PNG figures too)");
+                false
+            }
+        };
+        let report = build(run, &pipeline)?;
+        write(&run.report_dir(), &report, png)?;
+        tracing::info!("report written to {}", run.report_dir().join("index.html").display());
+        Ok(["index.html", "report.md"].map(|name| run.report_dir().join(name)).to_vec())
+    })
 }
 
 /// Every table the report reads, whether it exists or not, and the pipeline file.
@@ -432,7 +417,7 @@ models = ["aligned"]
         write_other_tables(&run);
         let font = system_font();
         let options = Options { force: false, font: font.clone() };
-        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Written { png: font.is_some() });
+        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Finished);
 
         let report = run.report_dir();
         let html = std::fs::read_to_string(report.join("index.html")).unwrap();
@@ -488,7 +473,7 @@ models = ["aligned"]
         let dir = tempfile::tempdir().unwrap();
         let run = new_run(dir.path());
         let options = Options { force: false, font: None };
-        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Written { png: false });
+        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Finished);
         let html = std::fs::read_to_string(run.report_dir().join("index.html")).unwrap();
         for title in SECTIONS {
             assert!(html.contains(&format!("<h2>{title}</h2>")), "{title}");
@@ -514,14 +499,14 @@ models = ["aligned"]
         let run = new_run(dir.path());
         write_summary(&run, &Shape { topk: (0.6, 0.1), random: (0.2, 0.1) });
         let options = Options { force: false, font: None };
-        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Written { png: false });
+        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Finished);
         assert_eq!(super::run(&run, &options).unwrap(), Outcome::UpToDate);
-        assert_eq!(super::run(&run, &Options { force: true, font: None }).unwrap(), Outcome::Written { png: false });
+        assert_eq!(super::run(&run, &Options { force: true, font: None }).unwrap(), Outcome::Finished);
         std::thread::sleep(std::time::Duration::from_millis(20));
         write_other_tables(&run);
-        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Written { png: false });
+        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Finished);
         std::fs::remove_file(run.report_dir().join("index.html")).unwrap();
-        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Written { png: false });
+        assert_eq!(super::run(&run, &options).unwrap(), Outcome::Finished);
         let entry = &Manifest::load(&run).unwrap().stages[STAGE];
         assert_eq!(entry.outputs, vec!["report/index.html", "report/report.md"]);
         assert!(entry.inputs.iter().any(|i| i.path == "mso/update_spaces.parquet"));

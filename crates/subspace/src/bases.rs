@@ -9,10 +9,9 @@
 //! [`entangle_draw::tensor_rng`]), never from the order tensors are visited in.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use entangle_artifacts::RunDir;
 use entangle_checkpoint::Checkpoint;
 use entangle_pipeline::SubspaceKind;
 use serde::Serialize;
@@ -22,7 +21,7 @@ use crate::basis_file::{write_basis_file, Basis, BasisFile};
 use crate::linalg::left_singular;
 use entangle_draw::{gaussian, permutation, tensor_rng};
 use crate::models::{floating_tensors, Numerics};
-use crate::stage::{progress_bar, Outcome, Stage};
+use entangle_artifacts::{progress_bar, stage_version, Outcome, RunDir, Stage, StageVersion};
 
 /// The models and settings the bases of a run are computed from.
 pub struct BasisSources<'a> {
@@ -54,25 +53,33 @@ pub fn ensure_basis(run: &RunDir, kind: SubspaceKind, sources: &BasisSources, fo
     let config = BasisConfig { kind: kind.name(), numerics: sources.numerics, seed };
     let mut inputs = vec![sources.base.dir.as_path(), sources.aligned.dir.as_path()];
     inputs.extend(topk_path.as_deref());
-    let stage = Stage::new(run, &format!("subspace:{}", kind.name()), &config, &inputs)?;
-    if !force && stage.is_up_to_date()? {
-        tracing::info!("{} is up to date", run.relative(&path).display());
-        return Ok((path, Outcome::UpToDate));
-    }
+    let stage = Stage::new(run, &format!("subspace:{}", kind.name()), VERSION, &config, &inputs)?;
+    let outcome = stage.run(force, || {
+        write_basis(&path, kind, &config, sources, topk_path.as_deref())?;
+        Ok(vec![path.clone()])
+    })?;
+    Ok((path, outcome))
+}
+
+/// The code version of the `subspace:<kind>` stages: bump `algorithm` when a basis would change.
+const VERSION: StageVersion = stage_version!(1);
+
+/// Computes kind's basis and writes it to `path`.
+fn write_basis(path: &Path, kind: SubspaceKind, config: &BasisConfig, sources: &BasisSources, topk_path: Option<&Path>) -> Result<()> {
     let source = match topk_path {
-        Some(topk) => Source::Reordered(BasisFile::open(&topk)?),
+        Some(topk) => Source::Reordered(BasisFile::open(topk)?),
         None if kind == SubspaceKind::Random => Source::Gaussian,
         None => Source::Alignment,
     };
     let matrices = matrices(sources.aligned);
     tracing::info!("computing the {} basis of {} matrices", kind.name(), matrices.len());
-    let bar = progress_bar(matrices.len(), &format!("{} basis", kind.name()));
+    let bar = progress_bar(matrices.len() as u64, &format!("matrices of the {} basis", kind.name()));
     let shapes: BTreeMap<&str, [usize; 2]> = matrices.iter().map(|(n, s)| (n.as_str(), *s)).collect();
     let metadata = BTreeMap::from([
         ("kind".to_owned(), kind.name().to_owned()),
-        ("config".to_owned(), serde_json::to_string(&config)?),
+        ("config".to_owned(), serde_json::to_string(config)?),
     ]);
-    write_basis_file(&path, &matrices, sources.numerics.kind(), metadata, |name| {
+    write_basis_file(path, &matrices, sources.numerics.kind(), metadata, |name| {
         let basis = match &source {
             Source::Alignment => topk_basis(sources, name),
             Source::Reordered(topk) => randomk_basis(topk, sources.seed, name),
@@ -82,8 +89,7 @@ pub fn ensure_basis(run: &RunDir, kind: SubspaceKind, sources: &BasisSources, fo
         basis.with_context(|| format!("{} basis of {name}", kind.name()))
     })?;
     bar.finish_and_clear();
-    stage.finish(&[&path])?;
-    Ok((path, Outcome::Finished))
+    Ok(())
 }
 
 /// Where a kind's basis comes from.
@@ -186,7 +192,9 @@ mod tests {
         for (t, r) in topk.iter().zip(&randomk) {
             // Every column of the randomk basis is a column of the topk basis.
             let matches = t.tr().mm(r).abs().max_dim(0, false).0;
-            assert!((matches - 1.0).abs().max().double_value(&[]) < 1e-6);
+            // |⟨t_i, t_i⟩| is 1 within the f32 SVD's orthonormality, about n·u for n ≤ 24 rows.
+            let tolerance = 10.0 * 24.0 * f64::from(f32::EPSILON) / 2.0;
+            assert!((matches - 1.0).abs().max().double_value(&[]) < tolerance);
             reordered += usize::from(!t.equal(r));
         }
         assert!(reordered > 0);

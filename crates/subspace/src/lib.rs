@@ -39,7 +39,6 @@ mod models;
 pub mod mso;
 pub mod project;
 mod spec;
-mod stage;
 #[cfg(test)]
 mod testing;
 
@@ -50,4 +49,4 @@ pub use linalg::{rank_for_energy, rank_for_fraction};
 pub use merge::Merge;
 pub use models::{check_same_tensors, Numerics};
 pub use spec::{parse_svd_mode, MergeSpec};
-pub use stage::Outcome;
+pub use entangle_artifacts::Outcome;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use entangle_artifacts::RunDir;
 use entangle_checkpoint::{write_checkpoint, Checkpoint, WriteOptions};
 use entangle_pipeline::{MergeMethod, Pipeline, SvdMode};
@@ -81,8 +81,9 @@ impl Merge {
     }
 
     /// Writes the merged model as a Hugging Face checkpoint at `out`, with the aligned model's
-    /// config and tokenizer files.
-    pub fn write(&self, out: &Path) -> Result<()> {
+    /// config and tokenizer files; an existing `out` is replaced only when `force`.
+    pub fn write(&self, out: &Path, force: bool) -> Result<()> {
+        ensure!(force || !out.exists(), "{} already exists (pass --force to replace it)", out.display());
         let options = WriteOptions { copy_files_from: Some(&self.aligned.dir), ..WriteOptions::default() };
         write_checkpoint(out, &self.aligned.config, self.tensors(), &options)
     }
@@ -179,7 +180,10 @@ mod tests {
         let run = write_run(tmp.path(), "");
         let merge = Merge::open(&run, &spec("useful:random:orth:0.25"), Some(SvdMode::Reference)).unwrap();
         let out = tmp.path().join("merged");
-        merge.write(&out).unwrap();
+        merge.write(&out, false).unwrap();
+        let err = format!("{:#}", merge.write(&out, false).unwrap_err());
+        assert_eq!(err, format!("{} already exists (pass --force to replace it)", out.display()));
+        merge.write(&out, true).unwrap();
         let written = Checkpoint::open(&out).unwrap();
         assert_eq!(written.config["num_hidden_layers"], 2);
         assert_eq!(std::fs::read_to_string(out.join("tokenizer.json")).unwrap(), "{\"model\": \"aligned\"}");

@@ -23,7 +23,7 @@ use crate::linalg::{
 };
 use entangle_draw::tensor_rng;
 use crate::models::{check_same_tensors, floating_tensors, open_model, Numerics};
-use crate::stage::{progress_bar, Outcome, Stage};
+use entangle_artifacts::{progress_bar, stage_version, Outcome, Stage, StageVersion};
 
 /// Above this many rows or columns the reference procedure switches to a randomized SVD.
 const REFERENCE_EXACT_LIMIT: i64 = 10_000;
@@ -56,19 +56,20 @@ pub fn run(run: &RunDir, options: &MsoOptions) -> Result<Outcome> {
     check_same_tensors(&reference, &useful)?;
     check_same_tensors(&reference, &harmful)?;
     let inputs = [reference.dir.as_path(), useful.dir.as_path(), harmful.dir.as_path()];
-    let stage = Stage::new(run, "mso", &MsoStageConfig { mso: &config, seed: pipeline.seed }, &inputs)?;
-    if !options.force && stage.is_up_to_date()? {
-        tracing::info!("update-space overlaps are up to date");
-        return Ok(Outcome::UpToDate);
-    }
-    let numerics = Numerics { svd: config.svd, precision: config.precision };
-    let sweep = Sweep { config: &config, numerics, seed: pipeline.seed, reference: &reference, useful: &useful, harmful: &harmful };
-    let rows = sweep.rows()?;
-    let path = run.update_mso();
-    write_table(&path, &rows)?;
-    stage.finish(&[path.as_path()])?;
-    Ok(Outcome::Finished)
+    let stage = Stage::new(run, "mso", VERSION, &MsoStageConfig { mso: &config, seed: pipeline.seed }, &inputs)?;
+    stage.run(options.force, || {
+        let numerics = Numerics { svd: config.svd, precision: config.precision };
+        let sweep =
+            Sweep { config: &config, numerics, seed: pipeline.seed, reference: &reference, useful: &useful, harmful: &harmful };
+        let rows = sweep.rows()?;
+        let path = run.update_mso();
+        write_table(&path, &rows)?;
+        Ok(vec![path])
+    })
 }
+
+/// The code version of stage `mso`: bump `algorithm` when its table would change.
+const VERSION: StageVersion = stage_version!(1);
 
 /// The left singular vectors of an update, most energetic first, and the cumulative sums of
 /// its squared singular values.
@@ -190,7 +191,7 @@ impl Sweep<'_> {
         let by_tensor = self.config.granularities.contains(&Granularity::Tensor);
         let by_layer = self.config.granularities.contains(&Granularity::Layer);
         tracing::info!("update-space overlaps of {} tensors in {} layers", tensors.len(), layers.len());
-        let bar = progress_bar(tensors.len(), "update overlaps");
+        let bar = progress_bar(tensors.len() as u64, "update overlaps");
         let mut rows = Vec::new();
         let mut zero_updates = 0;
         for (&layer, names) in &layers {

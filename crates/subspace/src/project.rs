@@ -22,7 +22,7 @@ use crate::basis_file::BasisFile;
 use crate::layer::Layer;
 use crate::linalg::{dot, rank_for_fraction, sq_norm};
 use crate::models::{check_same_tensors, floating_tensors, open_model, Numerics};
-use crate::stage::{progress_bar, Outcome, Stage};
+use entangle_artifacts::{progress_bar, stage_version, Outcome, Stage, StageVersion};
 
 /// Flags of `entangle-project` that change what the stage computes.
 #[derive(Debug, Clone, Default)]
@@ -67,20 +67,20 @@ pub fn run(run: &RunDir, options: &ProjectOptions) -> Result<Outcome> {
     let mut inputs = vec![base.dir.as_path(), aligned.dir.as_path()];
     inputs.extend(finetunes.iter().map(|m| m.dir.as_path()));
     inputs.extend(basis_paths.iter().map(PathBuf::as_path));
-    let stage = Stage::new(run, "project", &ProjectConfig { projection: &config, seed: pipeline.seed }, &inputs)?;
-    if !options.force && stage.is_up_to_date()? {
-        tracing::info!("projection diagnostics are up to date");
-        return Ok(Outcome::UpToDate);
-    }
-    let bases = basis_paths.iter().map(|p| BasisFile::open(p)).collect::<Result<Vec<_>>>()?;
-    let sweep = Sweep { config: &config, numerics, base: &base, aligned: &aligned, finetunes: &finetunes, bases: &bases };
-    let (summary, per_tensor) = sweep.diagnostics()?;
-    let (summary_path, per_tensor_path) = (run.projection_diagnostics(), run.projection_per_tensor());
-    write_table(&summary_path, &summary)?;
-    write_table(&per_tensor_path, &per_tensor)?;
-    stage.finish(&[summary_path.as_path(), per_tensor_path.as_path()])?;
-    Ok(Outcome::Finished)
+    let stage = Stage::new(run, "project", VERSION, &ProjectConfig { projection: &config, seed: pipeline.seed }, &inputs)?;
+    stage.run(options.force, || {
+        let bases = basis_paths.iter().map(|p| BasisFile::open(p)).collect::<Result<Vec<_>>>()?;
+        let sweep = Sweep { config: &config, numerics, base: &base, aligned: &aligned, finetunes: &finetunes, bases: &bases };
+        let (summary, per_tensor) = sweep.diagnostics()?;
+        let (summary_path, per_tensor_path) = (run.projection_diagnostics(), run.projection_per_tensor());
+        write_table(&summary_path, &summary)?;
+        write_table(&per_tensor_path, &per_tensor)?;
+        Ok(vec![summary_path, per_tensor_path])
+    })
 }
+
+/// The code version of stage `project`: bump `algorithm` when its tables would change.
+const VERSION: StageVersion = stage_version!(1);
 
 /// The pipeline's `[projection]` section with `--svd` applied.
 pub(crate) fn projection_config(pipeline: &Pipeline, svd: Option<SvdMode>) -> ProjectionConfig {
@@ -155,7 +155,7 @@ impl Sweep<'_> {
     fn diagnostics(&self) -> Result<(Vec<ProjectionDiagnostic>, Vec<ProjectionPerTensor>)> {
         let tensors = floating_tensors(self.aligned);
         tracing::info!("projecting {} fine-tunes over {} tensors", self.finetunes.len(), tensors.len());
-        let bar = progress_bar(tensors.len(), "projection diagnostics");
+        let bar = progress_bar(tensors.len() as u64, "tensors' projection diagnostics");
         let combinations = self.finetunes.len() * self.config.kinds.len() * self.config.methods.len() * self.config.fractions.len();
         let mut kept_totals = vec![Kept::default(); combinations];
         let mut task_totals = vec![(0.0, 0.0); self.finetunes.len()];

@@ -132,14 +132,17 @@ impl AdamW {
     }
 }
 
-/// The factor that brings the joint L2 norm of `grads` (as if concatenated) down to at most
-/// `max_norm`, as torch's `clip_grad_norm_` scales them: `max_norm / (norm + 1e-6)` when that is
-/// below 1, else 1.
-pub fn clip_factor(grads: &[Tensor], max_norm: f64) -> Result<f64> {
+/// The joint L2 norm of `grads`, as if concatenated.
+pub fn grad_norm(grads: &[Tensor]) -> Result<f64> {
     let _no_grad = tch::no_grad_guard();
     let norms = grads.iter().map(Tensor::f_norm).collect::<Result<Vec<_>, _>>()?;
-    let norm = Tensor::f_stack(&norms, 0)?.f_norm()?.f_double_value(&[])?;
-    Ok((max_norm / (norm + 1e-6)).min(1.0))
+    Ok(Tensor::f_stack(&norms, 0)?.f_norm()?.f_double_value(&[])?)
+}
+
+/// The factor that brings a gradient norm down to at most `max_norm`, as torch's
+/// `clip_grad_norm_` scales them: `max_norm / (norm + 1e-6)` when that is below 1, else 1.
+pub fn clip_factor(norm: f64, max_norm: f64) -> f64 {
+    (max_norm / (norm + 1e-6)).min(1.0)
 }
 
 #[cfg(test)]
@@ -180,7 +183,10 @@ mod tests {
                 adamw.step(&grads, scale, lr).unwrap();
                 for (ours, theirs) in ours.iter().zip(&params) {
                     let diff = (ours - theirs).abs().max().double_value(&[]);
-                    assert!(diff < 1e-6, "{kind:?}, weight decay {weight_decay}, lr {lr}: {diff}");
+                    // Up to 4 steps, each a few roundings (≈ 4u) of parameters of magnitude ≤ 4,
+                    // ordered differently by libtorch's vector loops on each CPU.
+                    let tolerance = 4.0 * 4.0 * 4.0 * (f64::from(f32::EPSILON) / 2.0) * 4.0;
+                    assert!(diff < tolerance, "{kind:?}, weight decay {weight_decay}, lr {lr}: {diff}");
                 }
             }
         }
@@ -189,8 +195,9 @@ mod tests {
     #[test]
     fn clipping_scales_the_joint_norm_down_only() {
         let grads = [Tensor::from_slice(&[3.0f32, 0.0]), Tensor::from_slice(&[0.0f32, 4.0])];
-        assert!((clip_factor(&grads, 1.0).unwrap() - 1.0 / (5.0 + 1e-6)).abs() < 1e-9);
-        assert!((clip_factor(&grads, 10.0).unwrap() - 1.0).abs() < 1e-12);
-        assert_eq!(clip_factor(&[Tensor::from_slice(&[0.3f32, 0.4])], 1.0).unwrap(), 1.0);
+        let norm = grad_norm(&grads).unwrap();
+        assert!((clip_factor(norm, 1.0) - 1.0 / (5.0 + 1e-6)).abs() < 1e-9);
+        assert!((clip_factor(norm, 10.0) - 1.0).abs() < 1e-12);
+        assert_eq!(clip_factor(grad_norm(&[Tensor::from_slice(&[0.3f32, 0.4])]).unwrap(), 1.0), 1.0);
     }
 }

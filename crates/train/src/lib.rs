@@ -32,10 +32,9 @@ mod shards;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use entangle_artifacts::{config_hash, read_table, stamp_inputs, write_table, Example, Manifest, RunDir, StageEntry};
+use anyhow::{ensure, Context, Result};
+use entangle_artifacts::{read_table, stage_version, write_table, Example, Outcome, RunDir, Stage, StageVersion};
 use entangle_model::{Placement, PromptFormat, Registry, Tokenizer, Weights};
 use entangle_pipeline::{Pipeline, TrainJob, TrainKind};
 use serde::Serialize;
@@ -48,7 +47,11 @@ pub use optimize::{total_steps, train};
 pub use schedule::LrSchedule;
 pub use sequences::sequences;
 
-/// Everything a job's result depends on besides its input files.
+/// The code version of the `train:<job>` stages: bump `algorithm` when a job would train to
+/// another model.
+const VERSION: StageVersion = stage_version!(1);
+
+/// Everything a job's result depends on besides its input files and code.
 #[derive(Serialize)]
 struct JobKey<'a> {
     job: &'a TrainJob,
@@ -61,51 +64,43 @@ struct JobKey<'a> {
 /// ran with the same configuration and inputs (then it logs that and returns), or `force`.
 /// With `resume` it continues from the state the job saved (see `save_every`); a saved state
 /// is otherwise kept from being overwritten unless `force`.
-pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &Registry) -> Result<()> {
+pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &Registry) -> Result<Outcome> {
     let pipeline = Pipeline::load_from_run(run)?;
     let job = pipeline.train.get(job_name).with_context(|| {
         let jobs: Vec<&str> = pipeline.train.keys().map(String::as_str).collect();
         format!("the pipeline has no training job `{job_name}`; jobs: {}", jobs.join(", "))
     })?;
-    let stage = format!("train:{job_name}");
+    let name = format!("train:{job_name}");
     let seed = job.seed.unwrap_or(pipeline.seed);
     let hashed_job = TrainJob { save_every: None, ..job.clone() };
-    let key = config_hash(&JobKey { job: &hashed_job, format: pipeline.prompt.format, seed, device: &pipeline.device })?;
+    let key = JobKey { job: &hashed_job, format: pipeline.prompt.format, seed, device: &pipeline.device };
     let start_dir = start_dir(&pipeline, run, job)?;
     let mut input_paths: Vec<PathBuf> = job.data.iter().map(|set| run.data_set(set)).collect();
     input_paths.push(start_dir.clone());
-    let inputs = stamp_inputs(run, &input_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    let manifest = Manifest::load(run)?;
-    if !force && manifest.is_fresh(run, &stage, &key, &inputs) {
-        tracing::info!("{stage} is up to date; skipped (pass --force to retrain)");
-        return Ok(());
-    }
+    let stage = Stage::new(run, &name, VERSION, &key, &input_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let out_dir = run.model(job_name);
-    if out_dir.exists() && !force && !manifest.stages.contains_key(&stage) {
-        bail!("{} exists but was not made by this run's {stage}; pass --force to overwrite it", out_dir.display());
-    }
-    let started = Instant::now();
-    let (state_dir, state_key) = (run.train_state(job_name), config_hash(&(&key, &inputs))?);
-    let state = StateDir { dir: &state_dir, key: &state_key };
-    let saved = if resume { Some(state.load()?) } else { None };
-    if saved.is_none() && state_dir.exists() && !force {
-        bail!("{} holds a saved state of this job; pass --resume to continue from it or --force to start over", state_dir.display());
-    }
-    let job_run = JobRun { pipeline: &pipeline, job, seed, start_dir: &start_dir, out_dir: &out_dir };
-    let curve = train_job(run, &job_run, registry, Resumable { state, saved })?;
-    write_table(&run.loss_curve(job_name), &curve)?;
-    let outputs = vec![
-        run.relative(&out_dir).display().to_string(),
-        run.relative(&run.loss_curve(job_name)).display().to_string(),
-    ];
-    Manifest::record(run, &stage, StageEntry::finished_now(key, inputs, outputs, started.elapsed().as_secs_f64()))?;
-    if state_dir.exists() {
+    let made_elsewhere = out_dir.exists() && !force && !stage.was_recorded()?;
+    let (state_dir, state_key) = (run.train_state(job_name), stage.fingerprint()?);
+    let outcome = stage.run(force, || {
+        ensure!(!made_elsewhere, "{} exists but was not made by this run's {name}; pass --force to overwrite it", out_dir.display());
+        let state = StateDir { dir: &state_dir, key: &state_key };
+        let saved = if resume { Some(state.load()?) } else { None };
+        ensure!(
+            saved.is_some() || !state_dir.exists() || force,
+            "{} holds a saved state of this job; pass --resume to continue from it or --force to start over",
+            state_dir.display()
+        );
+        let job_run = JobRun { pipeline: &pipeline, job, seed, start_dir: &start_dir, out_dir: &out_dir };
+        let curve = train_job(run, &job_run, registry, Resumable { state, saved }).with_context(|| name.clone())?;
+        write_table(&run.loss_curve(job_name), &curve)?;
+        Ok(vec![out_dir.clone(), run.loss_curve(job_name)])
+    })?;
+    if outcome == Outcome::Finished && state_dir.exists() {
         if let Err(err) = std::fs::remove_dir_all(&state_dir) {
             tracing::warn!("the job finished, but its spent state {} could not be removed: {err}", state_dir.display());
         }
     }
-    tracing::info!("{stage} finished in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(outcome)
 }
 
 /// Where the job's model or tokenizer comes from: the model it starts from (sft), or the run's

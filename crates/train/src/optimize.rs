@@ -7,9 +7,8 @@ use anyhow::{ensure, Result};
 use entangle_artifacts::LossPoint;
 use entangle_model::{CausalLm, Sequence};
 use entangle_pipeline::TrainJob;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::adamw::{clip_factor, AdamW};
+use crate::adamw::{clip_factor, grad_norm, AdamW};
 use crate::batches::length_grouped_batches;
 use crate::schedule::LrSchedule;
 use crate::shards::{self, Gradients};
@@ -68,7 +67,7 @@ pub(crate) fn train_resumable(
     }
     let first = curve.len() as u64;
     let (mut tokens, seconds_before) = curve.last().map_or((0, 0.0), |p: &LossPoint| (p.tokens, p.seconds));
-    let progress = progress_bar(steps);
+    let progress = entangle_artifacts::progress_bar(steps, "steps");
     progress.set_position(first);
     let started = Instant::now();
     for step in first..steps {
@@ -82,7 +81,14 @@ pub(crate) fn train_resumable(
             .iter()
             .map(|rows| shards::gradients(model, &params, rows, pad_id, step_targets, shards::count(model.device(), rows.len())));
         let Gradients { loss, grads } = shards::sum(micro_batches)?;
-        let grad_scale = if job.max_grad_norm > 0.0 { clip_factor(&grads, job.max_grad_norm)? } else { 1.0 };
+        let norm = grad_norm(&grads)?;
+        ensure!(
+            loss.is_finite() && norm.is_finite(),
+            "step {} of {steps}: the loss is {loss} and the gradient norm {norm}: training diverged and nothing is \
+             saved (lower lr, raise warmup_ratio or set max_grad_norm)",
+            step + 1
+        );
+        let grad_scale = if job.max_grad_norm > 0.0 { clip_factor(norm, job.max_grad_norm) } else { 1.0 };
         optimizer.step(&grads, grad_scale, lr)?;
         tokens += step_targets as u64;
         let seconds = seconds_before + started.elapsed().as_secs_f64();
@@ -120,10 +126,3 @@ impl MicroBatches<'_> {
     }
 }
 
-fn progress_bar(steps: u64) -> ProgressBar {
-    let bar = ProgressBar::new(steps);
-    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed}<{eta} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
-}

@@ -23,5 +23,6 @@ fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
         entangle_capture::run(&RunDir::new(&args.stage.run), &args.model, args.stage.force, &entangle_models::registry())
+            .map(|_| ())
     })
 }

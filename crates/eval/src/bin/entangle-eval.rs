@@ -23,5 +23,6 @@ fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
         entangle_eval::run(&RunDir::new(&args.stage.run), &args.checkpoints, args.stage.force, &entangle_models::registry())
+            .map(|_| ())
     })
 }

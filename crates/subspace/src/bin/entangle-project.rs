@@ -25,7 +25,8 @@ struct Args {
     /// Save the merged model FINETUNE:KIND:METHOD:FRACTION (e.g. useful:topk:orth:0.25).
     #[arg(long, value_name = "SPEC", requires = "out")]
     write: Option<MergeSpec>,
-    /// Directory of the Hugging Face checkpoint that --write saves.
+    /// Directory of the Hugging Face checkpoint that --write saves; an existing one is replaced
+    /// only with --force.
     #[arg(long, value_name = "DIR", requires = "write")]
     out: Option<PathBuf>,
 }
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<()> {
     let run = RunDir::new(&args.stage.run);
     if let (Some(spec), Some(out)) = (&args.write, &args.out) {
-        Merge::open(&run, spec, args.svd)?.write(out)?;
+        Merge::open(&run, spec, args.svd)?.write(out, args.stage.force)?;
         tracing::info!("wrote {spec} to {}", out.display());
         return Ok(());
     }

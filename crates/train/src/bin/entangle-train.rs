@@ -24,5 +24,6 @@ fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
         entangle_train::run(&RunDir::new(&args.stage.run), &args.job, args.stage.force, args.resume, &entangle_models::registry())
+            .map(|_| ())
     })
 }
