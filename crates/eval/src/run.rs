@@ -2,17 +2,18 @@
 //! `eval/responses.parquet` and `eval/summary.parquet`.
 //!
 //! Each checkpoint's rows are first written to
-//! `eval/parts/<config and data>/<checkpoint>@<its models>.parquet`, keyed by hashes of the
-//! evaluation settings and benchmark files and of the model directories the checkpoint is made
-//! of, so a killed evaluation resumes at the next checkpoint, a re-run with nothing changed only
-//! combines what it has, and retraining one model re-evaluates just the checkpoints built from it.
+//! `eval/parts/<its key>/<checkpoint>@<its models>.parquet`, keyed by what that checkpoint's rows
+//! depend on ([`PartKey`]) and by the model directories it is made of, so a killed evaluation
+//! resumes at the next checkpoint, a re-run with nothing changed only combines what it has,
+//! retraining one model re-evaluates just the checkpoints built from it, and widening the sweep
+//! evaluates only the new merges.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use entangle_artifacts::{
     config_hash, progress_bar, read_table, stage_version, stamp_inputs, write_table, EvalResponse, EvalSummary, Example,
-    Outcome, RunDir, Stage, StageVersion,
+    FileStamp, Outcome, RunDir, Stage, StageVersion,
 };
 use entangle_model::{generate, response_nll, GenerateOptions, Placement, PromptFormat, Registry, Tokenizer};
 use entangle_pipeline::{Benchmark, EvalConfig, JudgeKind, Pipeline};
@@ -43,8 +44,7 @@ pub fn run(run: &RunDir, checkpoints: &[String], force: bool, registry: &Registr
     let paths: Vec<PathBuf> = data_paths.iter().cloned().chain(model_paths(run, &pipeline)).collect();
     let stage = Stage::new(run, "eval", VERSION, &key, &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let data = stamp_inputs(run, &data_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    let parts = run.root.join("eval").join("parts").join(&config_hash(&(VERSION, &key, &data))?[..16]);
-    let evaluation = Evaluation { run, pipeline: &pipeline, registry, specs: &specs, parts: &parts, full, force };
+    let evaluation = Evaluation { run, pipeline: &pipeline, registry, specs: &specs, data: &data, full, force };
     if full {
         stage.run(force, || evaluation.write())
     } else {
@@ -62,8 +62,8 @@ struct Evaluation<'a> {
     pipeline: &'a Pipeline,
     registry: &'a Registry,
     specs: &'a [Checkpoint],
-    /// The directory of this configuration's per-checkpoint parts.
-    parts: &'a Path,
+    /// The benchmark files' stamps.
+    data: &'a [FileStamp],
     /// Whether `specs` are all the pipeline's checkpoints.
     full: bool,
     force: bool,
@@ -73,12 +73,12 @@ impl Evaluation<'_> {
     /// Evaluates every checkpoint that has no part yet (each when forced), then combines the
     /// parts into the run's tables; returns them.
     fn write(&self) -> Result<Vec<PathBuf>> {
-        let Evaluation { run, pipeline, registry, specs, parts, full, force } = *self;
+        let Evaluation { run, pipeline, registry, specs, data, full, force } = *self;
         let placement = Placement::parse(&pipeline.device, "auto")?;
         let context = Evaluator { run, pipeline, registry, placement, benchmarks: benchmarks(run, pipeline)? };
         let mut part_paths = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            let part = part_path(run, pipeline, parts, spec)?;
+            let part = part_path(run, pipeline, data, spec)?;
             part_paths.push(part.clone());
             if part.exists() && !force {
                 tracing::info!("[{}/{}] {}: already evaluated", i + 1, specs.len(), spec.name());
@@ -86,7 +86,7 @@ impl Evaluation<'_> {
             }
             tracing::info!("[{}/{}] evaluating {}", i + 1, specs.len(), spec.name());
             let rows = evaluate(&context, spec)?;
-            remove_stale_parts(parts, spec)?;
+            remove_stale_parts(&part, spec)?;
             write_table(&part, &rows)?;
         }
         combine(run, specs, &part_paths, pipeline.seed, !full)?;
@@ -154,12 +154,48 @@ fn benchmarks(run: &RunDir, pipeline: &Pipeline) -> Result<Vec<Items>> {
     Ok(out)
 }
 
-/// Where `spec`'s rows are kept: named by the checkpoint and a hash of the run's model
-/// directories it is made of (models from outside the run are fixed by `[models]` in the key).
-fn part_path(run: &RunDir, pipeline: &Pipeline, parts: &Path, spec: &Checkpoint) -> Result<PathBuf> {
+/// What one checkpoint's rows depend on besides the run's model directories it is made of:
+/// the code, the evaluation settings (not which checkpoints are listed), the prompt format, the
+/// benchmark files, models from outside the run and, for a merge, how it is made (not the
+/// other fractions, kinds or methods of the sweep). Editing anything else re-evaluates nothing.
+#[derive(Serialize)]
+struct PartKey<'a> {
+    version: StageVersion,
+    eval: EvalConfig,
+    format: entangle_pipeline::PromptFormat,
+    data: &'a [FileStamp],
+    models: &'a std::collections::BTreeMap<String, String>,
+    merge: Option<MergeKey<'a>>,
+}
+
+/// What a merge is made of besides its spec and its models' files.
+#[derive(Serialize)]
+struct MergeKey<'a> {
+    base: &'a str,
+    aligned: &'a str,
+    svd: entangle_pipeline::SvdMode,
+    precision: entangle_pipeline::SvdPrecision,
+    seed: u64,
+}
+
+/// Where `spec`'s rows are kept: `eval/parts/<its key>/<checkpoint>@<its models>.parquet`, the
+/// directory named by [`PartKey`], the file by the checkpoint and a hash of the run's model
+/// directories it is made of.
+fn part_path(run: &RunDir, pipeline: &Pipeline, data: &[FileStamp], spec: &Checkpoint) -> Result<PathBuf> {
+    let projection = &pipeline.projection;
+    let merge = matches!(spec, Checkpoint::Merge(_)).then(|| MergeKey {
+        base: &projection.base,
+        aligned: &projection.aligned,
+        svd: projection.svd,
+        precision: projection.precision,
+        seed: pipeline.seed,
+    });
+    let eval = EvalConfig { checkpoints: Vec::new(), merges: true, ..pipeline.eval.clone() };
+    let key = PartKey { version: VERSION, eval, format: pipeline.prompt.format, data, models: &pipeline.models, merge };
     let dirs: Vec<PathBuf> = spec.models(pipeline).into_iter().map(|name| run.model(name)).filter(|dir| dir.exists()).collect();
     let models = stamp_inputs(run, &dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    Ok(parts.join(format!("{}@{}.parquet", part_stem(spec), &config_hash(&models)?[..12])))
+    let dir = run.root.join("eval").join("parts").join(&config_hash(&key)?[..16]);
+    Ok(dir.join(format!("{}@{}.parquet", part_stem(spec), &config_hash(&models)?[..12])))
 }
 
 /// A checkpoint's name as a file-name stem.
@@ -167,8 +203,9 @@ fn part_stem(spec: &Checkpoint) -> String {
     spec.name().replace([':', '/'], "_")
 }
 
-/// Removes `spec`'s parts made from models that have since changed.
-fn remove_stale_parts(parts: &Path, spec: &Checkpoint) -> Result<()> {
+/// Removes `spec`'s parts beside `part` made from models that have since changed.
+fn remove_stale_parts(part: &Path, spec: &Checkpoint) -> Result<()> {
+    let parts = part.parent().context("a part lies in a directory")?;
     let prefix = format!("{}@", part_stem(spec));
     let Ok(entries) = std::fs::read_dir(parts) else {
         return Ok(());
@@ -429,5 +466,28 @@ mod tests {
         assert_ne!(second[1], first[1], "useful has a new part in place of the stale one");
         assert_eq!(std::fs::metadata(&first[0]).unwrap().modified().unwrap(), aligned_part, "aligned is not re-evaluated");
         assert_eq!(responses(&run, "useful").len(), 4);
+    }
+
+    #[test]
+    fn editing_the_sweep_re_evaluates_no_checkpoint_whose_rows_it_does_not_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = small_run(tmp.path());
+        let registry = entangle_models::registry();
+        let checkpoints = ["aligned".to_owned(), "useful:topk:orth:0.5".to_owned()];
+        super::run(&run, &checkpoints, false, &registry).unwrap();
+        let first = parts(&run);
+        let modified = |files: &[PathBuf]| files.iter().map(|f| std::fs::metadata(f).unwrap().modified().unwrap()).collect::<Vec<_>>();
+        let before = modified(&first);
+        let pipeline = std::fs::read_to_string(run.pipeline()).unwrap();
+        let more = pipeline.replace("fractions = [0.5]", "fractions = [0.5, 0.9]").replace("kinds = [\"topk\"]", "kinds = [\"topk\", \"random\"]");
+        std::fs::write(run.pipeline(), &more).unwrap();
+        super::run(&run, &checkpoints, false, &registry).unwrap();
+        assert_eq!(parts(&run), first, "more fractions and kinds leave these checkpoints' parts");
+        assert_eq!(modified(&first), before, "and re-evaluate neither");
+        std::fs::write(run.pipeline(), more.replace("[projection]", "[projection]\nsvd = \"reference\"")).unwrap();
+        super::run(&run, &checkpoints, false, &registry).unwrap();
+        let third = parts(&run);
+        assert_eq!(third.len(), 3, "the merge is evaluated again under the new SVD: {third:?}");
+        assert_eq!(modified(&first), before, "the plain model is not re-evaluated");
     }
 }
