@@ -17,8 +17,9 @@
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let run = RunDir::new(std::path::Path::new("runs/tiny"));
-//! let specs = vec!["aligned".to_owned(), "useful:topk:orth:0.25".to_owned()];
-//! entangle_eval::run(&run, &specs, false, &entangle_models::registry())?;
+//! let checkpoints = vec!["aligned".to_owned(), "useful:topk:orth:0.25".to_owned()];
+//! let options = entangle_eval::Options { checkpoints, ..Default::default() };
+//! entangle_eval::run(&run, &options, &entangle_models::registry())?;
 //! # Ok(()) }
 //! ```
 
@@ -30,5 +31,7 @@ pub mod llm;
 mod run;
 pub mod stats;
 pub mod summary;
+#[cfg(test)]
+mod test_server;
 
-pub use run::{generate_options, run};
+pub use run::{generate_options, run, Options};

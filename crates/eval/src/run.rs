@@ -26,12 +26,26 @@ use crate::keyword::is_refusal;
 use crate::llm::LlmJudge;
 use crate::summary::summarise;
 
-/// Evaluates `checkpoints` (all the pipeline's when empty) of `run`. The stage is recorded in
-/// the manifest only for the full default list; `force` re-evaluates checkpoints that have rows.
-pub fn run(run: &RunDir, checkpoints: &[String], force: bool, registry: &Registry) -> Result<Outcome> {
+/// How an evaluation runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The checkpoints to evaluate; all the pipeline's when empty.
+    pub checkpoints: Vec<String>,
+    /// Re-evaluate checkpoints that have rows.
+    pub force: bool,
+    /// Finish (and record the stage) although some LLM judgments are missing.
+    pub accept_failed: bool,
+}
+
+/// Evaluates the checkpoints `options` names of `run`. The stage is recorded in the manifest
+/// only for the full default list, and only when every LLM judgment is there (or
+/// `accept_failed`); a stored checkpoint whose judgments are missing is judged again.
+pub fn run(run: &RunDir, options: &Options, registry: &Registry) -> Result<Outcome> {
+    let Options { checkpoints, force, accept_failed } = options;
+    let (force, accept_failed) = (*force, *accept_failed);
     let pipeline = Pipeline::load_from_run(run)?;
     let full = checkpoints.is_empty();
-    let names = if full { default_checkpoints(&pipeline) } else { checkpoints.to_vec() };
+    let names = if full { default_checkpoints(&pipeline) } else { checkpoints.clone() };
     let specs: Vec<Checkpoint> = names.iter().map(|n| Checkpoint::parse(n)).collect::<Result<_>>()?;
     let key = EvalKey {
         eval: &pipeline.eval,
@@ -44,7 +58,7 @@ pub fn run(run: &RunDir, checkpoints: &[String], force: bool, registry: &Registr
     let paths: Vec<PathBuf> = data_paths.iter().cloned().chain(model_paths(run, &pipeline)).collect();
     let stage = Stage::new(run, "eval", VERSION, &key, &paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let data = stamp_inputs(run, &data_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    let evaluation = Evaluation { run, pipeline: &pipeline, registry, specs: &specs, data: &data, full, force };
+    let evaluation = Evaluation { run, pipeline: &pipeline, registry, specs: &specs, data: &data, full, force, accept_failed };
     if full {
         stage.run(force, || evaluation.write())
     } else {
@@ -67,13 +81,16 @@ struct Evaluation<'a> {
     /// Whether `specs` are all the pipeline's checkpoints.
     full: bool,
     force: bool,
+    accept_failed: bool,
 }
 
 impl Evaluation<'_> {
-    /// Evaluates every checkpoint that has no part yet (each when forced), then combines the
-    /// parts into the run's tables; returns them.
+    /// Evaluates every checkpoint that has no part yet (each when forced) and judges again the
+    /// LLM judgments missing from stored parts, then combines the parts into the run's tables;
+    /// returns them. Missing judgments that remain are an error after the tables are written,
+    /// unless accepted.
     fn write(&self) -> Result<Vec<PathBuf>> {
-        let Evaluation { run, pipeline, registry, specs, data, full, force } = *self;
+        let Evaluation { run, pipeline, registry, specs, data, full, force, accept_failed } = *self;
         let placement = Placement::parse(&pipeline.device, "auto")?;
         let context = Evaluator { run, pipeline, registry, placement, benchmarks: benchmarks(run, pipeline)? };
         let mut part_paths = Vec::with_capacity(specs.len());
@@ -82,6 +99,7 @@ impl Evaluation<'_> {
             part_paths.push(part.clone());
             if part.exists() && !force {
                 tracing::info!("[{}/{}] {}: already evaluated", i + 1, specs.len(), spec.name());
+                rejudge_missing(&context, &part)?;
                 continue;
             }
             tracing::info!("[{}/{}] evaluating {}", i + 1, specs.len(), spec.name());
@@ -89,9 +107,36 @@ impl Evaluation<'_> {
             remove_stale_parts(&part, spec)?;
             write_table(&part, &rows)?;
         }
-        combine(run, specs, &part_paths, pipeline.seed, !full)?;
+        let missing = combine(run, pipeline, specs, &part_paths, !full)?;
+        if missing > 0 && !accept_failed {
+            anyhow::bail!(
+                "{missing} LLM judgment(s) are missing (the judge failed or gave no valid score; see judge_raw in {}): \
+                 run the evaluation again to ask for them, or pass --accept-failed to finish without them",
+                run.relative(&run.eval_responses()).display()
+            );
+        }
+        if missing > 0 {
+            tracing::warn!("{missing} LLM judgment(s) are missing; accepted (--accept-failed)");
+        }
         Ok(vec![run.eval_responses(), run.eval_summary()])
     }
+}
+
+/// Whether a row lacks the LLM judgment the pipeline asks for.
+fn misses_llm_judgment(pipeline: &Pipeline, row: &EvalResponse) -> bool {
+    pipeline.eval.judges.contains(&JudgeKind::Llm) && row.benchmark == Benchmark::Harmful.name() && row.score.is_none()
+}
+
+/// Asks the LLM judge again for the judgments a stored part lacks, and rewrites the part.
+fn rejudge_missing(context: &Evaluator, part: &Path) -> Result<()> {
+    let mut rows: Vec<EvalResponse> = read_table(part)?;
+    let missing: Vec<usize> = (0..rows.len()).filter(|&i| misses_llm_judgment(context.pipeline, &rows[i])).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::info!("{}: asking the LLM judge again for {} missing judgment(s)", part.display(), missing.len());
+    judge_with_llm(context, &mut rows, &missing)?;
+    write_table(part, &rows)
 }
 
 /// Everything the evaluation's results depend on besides its input files.
@@ -155,13 +200,15 @@ fn benchmarks(run: &RunDir, pipeline: &Pipeline) -> Result<Vec<Items>> {
 }
 
 /// What one checkpoint's rows depend on besides the run's model directories it is made of:
-/// the code, the evaluation settings (not which checkpoints are listed), the prompt format, the
-/// benchmark files, models from outside the run and, for a merge, how it is made (not the
-/// other fractions, kinds or methods of the sweep). Editing anything else re-evaluates nothing.
+/// the code, the evaluation settings (not which checkpoints are listed, nor how the LLM judge is
+/// reached: only its model), the prompt format, the benchmark files, models from outside the run
+/// and, for a merge, how it is made (not the other fractions, kinds or methods of the sweep).
+/// Editing anything else re-evaluates nothing.
 #[derive(Serialize)]
 struct PartKey<'a> {
     version: StageVersion,
     eval: EvalConfig,
+    judge_model: Option<&'a str>,
     format: entangle_pipeline::PromptFormat,
     data: &'a [FileStamp],
     models: &'a std::collections::BTreeMap<String, String>,
@@ -190,8 +237,9 @@ fn part_path(run: &RunDir, pipeline: &Pipeline, data: &[FileStamp], spec: &Check
         precision: projection.precision,
         seed: pipeline.seed,
     });
-    let eval = EvalConfig { checkpoints: Vec::new(), merges: true, ..pipeline.eval.clone() };
-    let key = PartKey { version: VERSION, eval, format: pipeline.prompt.format, data, models: &pipeline.models, merge };
+    let eval = EvalConfig { checkpoints: Vec::new(), merges: true, llm: None, ..pipeline.eval.clone() };
+    let judge_model = pipeline.eval.llm.as_ref().map(|llm| llm.model.as_str());
+    let key = PartKey { version: VERSION, eval, judge_model, format: pipeline.prompt.format, data, models: &pipeline.models, merge };
     let dirs: Vec<PathBuf> = spec.models(pipeline).into_iter().map(|name| run.model(name)).filter(|dir| dir.exists()).collect();
     let models = stamp_inputs(run, &dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let dir = run.root.join("eval").join("parts").join(&config_hash(&key)?[..16]);
@@ -279,13 +327,7 @@ fn judge_harmful(context: &Evaluator, rows: &mut [EvalResponse]) -> Result<()> {
     let harmful: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].benchmark == Benchmark::Harmful.name()).collect();
     let pairs: Vec<(String, String)> = harmful.iter().map(|&i| (rows[i].prompt.clone(), rows[i].response.clone())).collect();
     if eval.judges.contains(&JudgeKind::Llm) {
-        let config = eval.llm.as_ref().context("[eval] judges lists llm but [eval.llm] is missing")?;
-        let cache = context.run.root.join("eval").join("judge_cache.json");
-        for (&i, judgment) in harmful.iter().zip(LlmJudge::new(config, &cache)?.judge_all(&pairs)?) {
-            rows[i].judge.push_str(",llm");
-            rows[i].score = judgment.score.map(f64::from);
-            rows[i].judge_raw = Some(judgment.raw);
-        }
+        judge_with_llm(context, rows, &harmful)?;
     }
     if eval.judges.contains(&JudgeKind::Model) {
         let config = eval.guard.as_ref().context("[eval] judges lists model but [eval.guard] is missing")?;
@@ -294,6 +336,21 @@ fn judge_harmful(context: &Evaluator, rows: &mut [EvalResponse]) -> Result<()> {
             rows[i].judge.push_str(",model");
             rows[i].guard_unsafe = Some(verdict);
         }
+    }
+    Ok(())
+}
+
+/// Adds the LLM judge's verdict to `rows[i]`, `i` in `indices`.
+fn judge_with_llm(context: &Evaluator, rows: &mut [EvalResponse], indices: &[usize]) -> Result<()> {
+    let config = context.pipeline.eval.llm.as_ref().context("[eval] judges lists llm but [eval.llm] is missing")?;
+    let cache = context.run.root.join("eval").join("judge_cache.json");
+    let pairs: Vec<(String, String)> = indices.iter().map(|&i| (rows[i].prompt.clone(), rows[i].response.clone())).collect();
+    for (&i, judgment) in indices.iter().zip(LlmJudge::new(config, &cache)?.judge_all(&pairs)?) {
+        if !rows[i].judge.split(',').any(|judge| judge == "llm") {
+            rows[i].judge.push_str(",llm");
+        }
+        rows[i].score = judgment.score.map(f64::from);
+        rows[i].judge_raw = Some(judgment.raw);
     }
     Ok(())
 }
@@ -321,7 +378,9 @@ fn with_shots(shots: &[Example], question: &str) -> String {
 
 /// Combines the parts of `specs` into the responses and summary tables; `keep_others` keeps
 /// the rows of other checkpoints already in the table (a run by hand of a few checkpoints).
-fn combine(run: &RunDir, specs: &[Checkpoint], parts: &[PathBuf], seed: u64, keep_others: bool) -> Result<()> {
+/// Combines the parts (and, when `keep_others`, the other checkpoints' rows already there)
+/// into the run's tables; returns how many LLM judgments the combined rows lack.
+fn combine(run: &RunDir, pipeline: &Pipeline, specs: &[Checkpoint], parts: &[PathBuf], keep_others: bool) -> Result<usize> {
     let mut rows: Vec<EvalResponse> = Vec::new();
     if keep_others && run.eval_responses().exists() {
         let names: Vec<String> = specs.iter().map(Checkpoint::name).collect();
@@ -330,9 +389,10 @@ fn combine(run: &RunDir, specs: &[Checkpoint], parts: &[PathBuf], seed: u64, kee
     for part in parts {
         rows.extend(read_table::<EvalResponse>(part)?);
     }
-    let summary: Vec<EvalSummary> = summarise(&rows, seed);
+    let summary: Vec<EvalSummary> = summarise(&rows, pipeline.seed);
     write_table(&run.eval_responses(), &rows)?;
-    write_table(&run.eval_summary(), &summary)
+    write_table(&run.eval_summary(), &summary)?;
+    Ok(rows.iter().filter(|row| misses_llm_judgment(pipeline, row)).count())
 }
 
 #[cfg(test)]
@@ -399,6 +459,11 @@ mod tests {
         run
     }
 
+    /// Options that evaluate `checkpoints`.
+    fn options(checkpoints: &[&str]) -> Options {
+        Options { checkpoints: checkpoints.iter().map(|c| c.to_string()).collect(), ..Options::default() }
+    }
+
     fn responses(run: &RunDir, checkpoint: &str) -> Vec<(String, String, String)> {
         let rows: Vec<EvalResponse> = read_table(&run.eval_responses()).unwrap();
         rows.into_iter().filter(|r| r.checkpoint == checkpoint).map(|r| (r.benchmark, r.item, r.response)).collect()
@@ -427,7 +492,7 @@ mod tests {
         let spec: MergeSpec = "useful:topk:orth:0.5".parse().unwrap();
         Merge::open(&run, &spec, None).unwrap().write(&run.model("written"), false).unwrap();
         let registry = entangle_models::registry();
-        super::run(&run, &[spec.to_string(), "written".into()], false, &registry).unwrap();
+        super::run(&run, &options(&[&spec.to_string(), "written"]), &registry).unwrap();
         let in_memory = responses(&run, "useful:topk:orth:0.5");
         assert_eq!(in_memory.len(), 4);
         assert_eq!(in_memory, responses(&run, "written"));
@@ -440,7 +505,7 @@ mod tests {
         for benchmark in Benchmark::ALL {
             std::fs::remove_file(run.data_set(benchmark.data_set())).unwrap();
         }
-        let err = super::run(&run, &["aligned".to_owned()], false, &entangle_models::registry()).unwrap_err();
+        let err = super::run(&run, &options(&["aligned"]), &entangle_models::registry()).unwrap_err();
         let message = format!("{err:#}");
         assert!(message.contains("the run has none of the benchmark data sets") && message.contains("eval_overrefusal"), "{message}");
         assert!(!run.eval_responses().exists(), "nothing is written");
@@ -451,15 +516,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let run = small_run(tmp.path());
         let registry = entangle_models::registry();
-        let checkpoints = ["aligned".to_owned(), "useful".to_owned()];
-        super::run(&run, &checkpoints, false, &registry).unwrap();
+        let checkpoints = ["aligned", "useful"];
+        super::run(&run, &options(&checkpoints), &registry).unwrap();
         let first = parts(&run);
         assert_eq!(first.len(), 2);
-        super::run(&run, &checkpoints, false, &registry).unwrap();
+        super::run(&run, &options(&checkpoints), &registry).unwrap();
         assert_eq!(parts(&run), first, "nothing changed, so nothing is re-evaluated");
         let aligned_part = std::fs::metadata(&first[0]).unwrap().modified().unwrap();
         perturbed(&run, &run.model("aligned"), "useful", 4, 0.5);
-        super::run(&run, &checkpoints, false, &registry).unwrap();
+        super::run(&run, &options(&checkpoints), &registry).unwrap();
         let second = parts(&run);
         assert_eq!(second.len(), 2, "{second:?}");
         assert_eq!(second[0], first[0], "aligned keeps its part");
@@ -468,24 +533,68 @@ mod tests {
         assert_eq!(responses(&run, "useful").len(), 4);
     }
 
+    /// Appends an LLM judge at `url` that tries each pair once.
+    fn with_llm_judge(run: &RunDir, url: &str) {
+        let pipeline = std::fs::read_to_string(run.pipeline()).unwrap().replace("[eval]\n", "[eval]\njudges = [\"keyword\", \"llm\"]\n");
+        let judge = format!("[eval.llm]\nbase_url = \"{url}\"\nmodel = \"judge\"\nmax_retries = 0\nbackoff_s = 0.01\n");
+        std::fs::write(run.pipeline(), pipeline + &judge).unwrap();
+    }
+
+    #[test]
+    fn missing_judgments_fail_the_stage_until_a_rerun_judges_them_or_they_are_accepted() {
+        use crate::test_server::{completion, serve, Canned};
+        let tmp = tempfile::tempdir().unwrap();
+        let run = small_run(tmp.path());
+        let registry = entangle_models::registry();
+        let failing = serve(vec![Canned::Reply(500, "{}".to_owned()), completion("#thescore: 1")]);
+        with_llm_judge(&run, &failing.url);
+        let err = format!("{:#}", super::run(&run, &options(&["aligned"]), &registry).unwrap_err());
+        assert!(err.contains("1 LLM judgment(s) are missing") && err.contains("--accept-failed"), "{err}");
+        let part = parts(&run);
+        let rows: Vec<EvalResponse> = read_table(&part[0]).unwrap();
+        assert_eq!(rows.iter().filter(|r| r.score.is_some()).count(), 1, "the valid judgment is kept, the failed one marked");
+
+        let answering = serve(vec![completion("#thescore: 2")]);
+        with_llm_judge(&small_run_pipeline_reset(&run), &answering.url);
+        super::run(&run, &options(&["aligned"]), &registry).unwrap();
+        assert_eq!(answering.seen.lock().unwrap().len(), 1, "only the missing judgment is asked for again");
+        let rows: Vec<EvalResponse> = read_table(&run.eval_responses()).unwrap();
+        let scores: Vec<Option<f64>> = rows.iter().filter(|r| r.benchmark == "harmful").map(|r| r.score).collect();
+        assert!(scores.iter().all(Option::is_some), "{scores:?}");
+        assert_eq!(parts(&run), part, "the checkpoint is not generated again");
+
+        let failing_again = serve((0..2).map(|_| Canned::Reply(500, "{}".to_owned())).collect());
+        with_llm_judge(&small_run_pipeline_reset(&run), &failing_again.url);
+        let accepted = Options { force: true, accept_failed: true, ..options(&["aligned"]) };
+        super::run(&run, &accepted, &registry).unwrap();
+    }
+
+    /// The run with its pipeline back to `small_run`'s, without a judge.
+    fn small_run_pipeline_reset(run: &RunDir) -> RunDir {
+        let pipeline = std::fs::read_to_string(run.pipeline()).unwrap();
+        let plain = pipeline.split("[eval.llm]").next().unwrap().replace("judges = [\"keyword\", \"llm\"]\n", "");
+        std::fs::write(run.pipeline(), plain).unwrap();
+        run.clone()
+    }
+
     #[test]
     fn editing_the_sweep_re_evaluates_no_checkpoint_whose_rows_it_does_not_change() {
         let tmp = tempfile::tempdir().unwrap();
         let run = small_run(tmp.path());
         let registry = entangle_models::registry();
-        let checkpoints = ["aligned".to_owned(), "useful:topk:orth:0.5".to_owned()];
-        super::run(&run, &checkpoints, false, &registry).unwrap();
+        let checkpoints = ["aligned", "useful:topk:orth:0.5"];
+        super::run(&run, &options(&checkpoints), &registry).unwrap();
         let first = parts(&run);
         let modified = |files: &[PathBuf]| files.iter().map(|f| std::fs::metadata(f).unwrap().modified().unwrap()).collect::<Vec<_>>();
         let before = modified(&first);
         let pipeline = std::fs::read_to_string(run.pipeline()).unwrap();
         let more = pipeline.replace("fractions = [0.5]", "fractions = [0.5, 0.9]").replace("kinds = [\"topk\"]", "kinds = [\"topk\", \"random\"]");
         std::fs::write(run.pipeline(), &more).unwrap();
-        super::run(&run, &checkpoints, false, &registry).unwrap();
+        super::run(&run, &options(&checkpoints), &registry).unwrap();
         assert_eq!(parts(&run), first, "more fractions and kinds leave these checkpoints' parts");
         assert_eq!(modified(&first), before, "and re-evaluate neither");
         std::fs::write(run.pipeline(), more.replace("[projection]", "[projection]\nsvd = \"reference\"")).unwrap();
-        super::run(&run, &checkpoints, false, &registry).unwrap();
+        super::run(&run, &options(&checkpoints), &registry).unwrap();
         let third = parts(&run);
         assert_eq!(third.len(), 3, "the merge is evaluated again under the new SVD: {third:?}");
         assert_eq!(modified(&first), before, "the plain model is not re-evaluated");

@@ -17,12 +17,18 @@ struct Args {
     /// A checkpoint to evaluate; repeat for several.
     #[arg(long = "checkpoint")]
     checkpoints: Vec<String>,
+    /// Finish, and record the stage, although some LLM judgments failed or are invalid (they
+    /// are counted in the summary's invalid_judgments); without it the stage fails until a
+    /// rerun has judged them all.
+    #[arg(long)]
+    accept_failed: bool,
 }
 
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_eval::run(&RunDir::new(&args.stage.run), &args.checkpoints, args.stage.force, &entangle_models::registry())
-            .map(|_| ())
+        let options =
+            entangle_eval::Options { checkpoints: args.checkpoints, force: args.stage.force, accept_failed: args.accept_failed };
+        entangle_eval::run(&RunDir::new(&args.stage.run), &options, &entangle_models::registry()).map(|_| ())
     })
 }
