@@ -8,44 +8,9 @@ use anyhow::{Context, Result};
 use entangle_artifacts::RunDir;
 use entangle_checkpoint::{read_config, resolve};
 use entangle_model::{CausalLm, Placement, Registry, Tokenizer, Weights};
-use entangle_pipeline::Pipeline;
-use entangle_subspace::{Merge, MergeSpec};
-
-/// A checkpoint to evaluate.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Checkpoint {
-    /// A model of the run or of `[models]`, by name.
-    Model(String),
-    /// A projection merge.
-    Merge(MergeSpec),
-}
-
-impl Checkpoint {
-    /// A spec with `:` is a merge, anything else a model name.
-    pub fn parse(spec: &str) -> Result<Checkpoint> {
-        if spec.contains(':') {
-            Ok(Checkpoint::Merge(spec.parse()?))
-        } else {
-            Ok(Checkpoint::Model(spec.to_owned()))
-        }
-    }
-
-    /// The models it is made of: itself, or a merge's base, aligned and fine-tuned models.
-    pub fn models<'a>(&'a self, pipeline: &'a Pipeline) -> Vec<&'a str> {
-        match self {
-            Checkpoint::Model(name) => vec![name],
-            Checkpoint::Merge(spec) => vec![&pipeline.projection.base, &pipeline.projection.aligned, &spec.finetune],
-        }
-    }
-
-    /// The spec as written in tables.
-    pub fn name(&self) -> String {
-        match self {
-            Checkpoint::Model(name) => name.clone(),
-            Checkpoint::Merge(spec) => spec.to_string(),
-        }
-    }
-}
+pub use entangle_pipeline::Checkpoint;
+use entangle_pipeline::{MergeSpec, Pipeline};
+use entangle_subspace::Merge;
 
 /// The checkpoints `[eval]` lists, or by default the base, aligned and fine-tuned models of
 /// `[projection]` followed by every merge it defines.
@@ -103,15 +68,6 @@ fn model_dir(run: &RunDir, pipeline: &Pipeline, name: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn specs_with_colons_are_merges() {
-        assert_eq!(Checkpoint::parse("aligned").unwrap(), Checkpoint::Model("aligned".into()));
-        let merge = Checkpoint::parse("useful:topk:orth:0.25").unwrap();
-        assert_eq!(merge.name(), "useful:topk:orth:0.25");
-        assert!(matches!(merge, Checkpoint::Merge(_)));
-        assert!(Checkpoint::parse("useful:best:orth:0.25").is_err());
-    }
 
     #[test]
     fn default_list_is_models_then_every_merge() {

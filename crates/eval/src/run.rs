@@ -401,7 +401,8 @@ mod tests {
 
     use entangle_checkpoint::{read_config, write_checkpoint, Checkpoint as Weights, WriteOptions};
     use entangle_draw::{gaussian, tensor_rng};
-    use entangle_subspace::{Merge, MergeSpec};
+    use entangle_pipeline::MergeSpec;
+    use entangle_subspace::Merge;
     use tch::{Kind, Tensor};
 
     use super::*;

@@ -20,6 +20,7 @@
 //! ```
 
 mod capture;
+mod checkpoint;
 mod data;
 mod eval;
 mod import;
@@ -33,6 +34,7 @@ use entangle_artifacts::RunDir;
 use serde::{Deserialize, Serialize};
 
 pub use capture::CaptureConfig;
+pub use checkpoint::{parse_svd_mode, Checkpoint, MergeSpec};
 pub use data::{split_pypi_spec, DataConfig, DataKind, Dataset, Respond, RespondConfig, SourceConfig, SyntheticConfig, TokenizerConfig};
 pub use eval::{Benchmark, EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
 pub use import::ImportJob;

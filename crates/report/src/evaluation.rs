@@ -8,7 +8,7 @@ use entangle_pipeline::{Benchmark, Pipeline};
 use crate::document::{Block, Section, Table};
 use crate::figure::{Figure, Marker, Panel, Point, Reference, Series, BLACK, GREY};
 use crate::format::{fixed, percent, prose_list, signed};
-use crate::names::{compare, Checkpoint, Merge};
+use crate::names::{checkpoint, compare, Checkpoint, MergeSpec};
 
 /// A metric of the summary table and how the report shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,11 +130,11 @@ impl Summary<'_> {
     }
 
     /// Every merge that has `metric`, with its row.
-    fn merges(&self, metric: &Metric) -> Vec<(Merge, &EvalSummary)> {
+    fn merges(&self, metric: &Metric) -> Vec<(MergeSpec, &EvalSummary)> {
         self.rows
             .iter()
             .filter(|r| r.benchmark == metric.benchmark.name() && r.metric == metric.name)
-            .filter_map(|r| match Checkpoint::parse(&r.checkpoint) {
+            .filter_map(|r| match checkpoint(&r.checkpoint) {
                 Checkpoint::Merge(merge) => Some((merge, r)),
                 Checkpoint::Model(_) => None,
             })
@@ -152,18 +152,18 @@ impl Summary<'_> {
         [ACCURACY, ANSWER_NLL].into_iter().find(|m| !self.merges(m).is_empty())
     }
 
-    fn finetunes(&self, merges: &[(Merge, &EvalSummary)]) -> Vec<String> {
+    fn finetunes(&self, merges: &[(MergeSpec, &EvalSummary)]) -> Vec<String> {
         let preferred: Vec<&str> = self.pipeline.projection.finetunes.iter().map(String::as_str).collect();
-        ordered(merges.iter().map(|(m, _)| m.ft.as_str()), &preferred)
+        ordered(merges.iter().map(|(m, _)| m.finetune.as_str()), &preferred)
     }
 
-    fn methods(&self, merges: &[(Merge, &EvalSummary)]) -> Vec<String> {
+    fn methods(&self, merges: &[(MergeSpec, &EvalSummary)]) -> Vec<String> {
         let preferred: Vec<&str> = self.pipeline.projection.methods.iter().map(|m| m.name()).collect();
-        ordered(merges.iter().map(|(m, _)| m.method.as_str()), &preferred)
+        ordered(merges.iter().map(|(m, _)| m.method.name()), &preferred)
     }
 
-    fn kinds(&self, merges: &[(Merge, &EvalSummary)]) -> Vec<String> {
-        ordered(merges.iter().map(|(m, _)| m.kind.as_str()), &KINDS.map(|(kind, _)| kind))
+    fn kinds(&self, merges: &[(MergeSpec, &EvalSummary)]) -> Vec<String> {
+        ordered(merges.iter().map(|(m, _)| m.kind.name()), &KINDS.map(|(kind, _)| kind))
     }
 
     /// Horizontal lines for the models a merge of `ft` is compared with.
@@ -237,10 +237,10 @@ pub fn fraction_figure(summary: &Summary, metric: &Metric) -> Option<Figure> {
                 .filter_map(|kind| {
                     let mut points: Vec<Point> = merges
                         .iter()
-                        .filter(|(m, _)| m.ft == ft && &m.method == method && &m.kind == kind)
+                        .filter(|(m, _)| m.finetune == ft && m.method.name() == method && m.kind.name() == kind)
                         .map(|(m, row)| Point {
                             y_interval: Some((metric.scaled(row.ci_low), metric.scaled(row.ci_high))),
-                            ..Point::new(m.frac, metric.scaled(row.value))
+                            ..Point::new(m.fraction, metric.scaled(row.value))
                         })
                         .collect();
                     points.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -293,8 +293,8 @@ pub fn tradeoff_figure(summary: &Summary) -> Option<Figure> {
                 .filter_map(|kind| {
                     let mut rows: Vec<(f64, Point)> = merges
                         .iter()
-                        .filter(|(m, _)| m.ft == ft && &m.method == method && &m.kind == kind)
-                        .filter_map(|(m, h)| summary.get(&h.checkpoint, &utility).map(|u| (m.frac, point(h, u))))
+                        .filter(|(m, _)| m.finetune == ft && m.method.name() == method && m.kind.name() == kind)
+                        .filter_map(|(m, h)| summary.get(&h.checkpoint, &utility).map(|u| (m.fraction, point(h, u))))
                         .collect();
                     rows.sort_by(|a, b| a.0.total_cmp(&b.0));
                     (!rows.is_empty()).then(|| Series {
@@ -564,7 +564,7 @@ fn removal(summary: &Summary, ft: &str, kind: &str, method: &str, harm: &Metric,
     let pairs: Vec<(f64, f64)> = summary
         .merges(harm)
         .iter()
-        .filter(|(m, _)| m.ft == ft && m.kind == kind && m.method == method)
+        .filter(|(m, _)| m.finetune == ft && m.kind.name() == kind && m.method.name() == method)
         .filter_map(|(_, h)| summary.get(&h.checkpoint, utility).map(|u| (h.value, u.value)))
         .collect();
     if pairs.is_empty() {
@@ -655,9 +655,9 @@ fn compared(a: f64, b: f64, what: &str) -> String {
     }
 }
 
-fn mean_half_width(merges: &[(Merge, &EvalSummary)], ft: &str) -> Option<f64> {
+fn mean_half_width(merges: &[(MergeSpec, &EvalSummary)], ft: &str) -> Option<f64> {
     let widths: Vec<f64> =
-        merges.iter().filter(|(m, _)| m.ft == ft).map(|(_, r)| (r.ci_high - r.ci_low) / 2.0).collect();
+        merges.iter().filter(|(m, _)| m.finetune == ft).map(|(_, r)| (r.ci_high - r.ci_low) / 2.0).collect();
     (!widths.is_empty()).then(|| widths.iter().sum::<f64>() / widths.len() as f64)
 }
 
@@ -672,7 +672,7 @@ pub fn lockstep_findings(summary: &Summary) -> Vec<String> {
     for ft in summary.finetunes(&merges) {
         let pairs: Vec<(f64, f64)> = merges
             .iter()
-            .filter(|(m, _)| m.ft == ft)
+            .filter(|(m, _)| m.finetune == ft)
             .filter_map(|(_, h)| summary.get(&h.checkpoint, &utility).map(|u| (h.value, u.value)))
             .collect();
         let Some(r) = pearson(&pairs) else {

@@ -3,44 +3,13 @@
 
 use std::cmp::Ordering;
 
+pub use entangle_pipeline::{Checkpoint, MergeSpec};
 use entangle_pipeline::Pipeline;
 
-/// A parsed checkpoint name.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Checkpoint {
-    /// A model by name: `base`, `aligned`, a fine-tune, …
-    Model(String),
-    Merge(Merge),
-}
-
-/// A projection merge (METHOD.md, experiment 1).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Merge {
-    pub ft: String,
-    pub kind: String,
-    pub method: String,
-    pub frac: f64,
-}
-
-impl Checkpoint {
-    /// Parses `name`; anything that is not four colon-separated parts ending in a number is a
-    /// model name.
-    pub fn parse(name: &str) -> Checkpoint {
-        let parts: Vec<&str> = name.split(':').collect();
-        if let [ft, kind, method, frac] = parts[..] {
-            if let Ok(frac) = frac.parse::<f64>() {
-                if [ft, kind, method].iter().all(|p| !p.is_empty()) {
-                    return Checkpoint::Merge(Merge {
-                        ft: ft.to_owned(),
-                        kind: kind.to_owned(),
-                        method: method.to_owned(),
-                        frac,
-                    });
-                }
-            }
-        }
-        Checkpoint::Model(name.to_owned())
-    }
+/// A checkpoint name of a table: a merge when it parses as one, else a model name (names in
+/// tables were written by the evaluator, so any other is a model's).
+pub fn checkpoint(name: &str) -> Checkpoint {
+    Checkpoint::parse(name).unwrap_or_else(|_| Checkpoint::Model(name.to_owned()))
 }
 
 /// The order the report lists checkpoints in: base, aligned, the fine-tunes in pipeline order,
@@ -59,18 +28,18 @@ pub fn compare(pipeline: &Pipeline, a: &str, b: &str) -> Ordering {
     let kinds: Vec<&str> = projection.kinds.iter().map(|k| k.name()).collect();
     let methods: Vec<&str> = projection.methods.iter().map(|m| m.name()).collect();
     let rank = |list: &[&str], name: &str| list.iter().position(|n| *n == name).unwrap_or(list.len());
-    match (Checkpoint::parse(a), Checkpoint::parse(b)) {
+    match (checkpoint(a), checkpoint(b)) {
         (Checkpoint::Model(x), Checkpoint::Model(y)) => model_rank(&x).cmp(&model_rank(&y)).then(x.cmp(&y)),
         (Checkpoint::Model(_), Checkpoint::Merge(_)) => Ordering::Less,
         (Checkpoint::Merge(_), Checkpoint::Model(_)) => Ordering::Greater,
-        (Checkpoint::Merge(x), Checkpoint::Merge(y)) => model_rank(&x.ft)
-            .cmp(&model_rank(&y.ft))
-            .then_with(|| x.ft.cmp(&y.ft))
-            .then_with(|| rank(&kinds, &x.kind).cmp(&rank(&kinds, &y.kind)))
-            .then_with(|| x.kind.cmp(&y.kind))
-            .then_with(|| rank(&methods, &x.method).cmp(&rank(&methods, &y.method)))
-            .then_with(|| x.method.cmp(&y.method))
-            .then_with(|| x.frac.total_cmp(&y.frac)),
+        (Checkpoint::Merge(x), Checkpoint::Merge(y)) => model_rank(&x.finetune)
+            .cmp(&model_rank(&y.finetune))
+            .then_with(|| x.finetune.cmp(&y.finetune))
+            .then_with(|| rank(&kinds, x.kind.name()).cmp(&rank(&kinds, y.kind.name())))
+            .then_with(|| x.kind.name().cmp(y.kind.name()))
+            .then_with(|| rank(&methods, x.method.name()).cmp(&rank(&methods, y.method.name())))
+            .then_with(|| x.method.name().cmp(y.method.name()))
+            .then_with(|| x.fraction.total_cmp(&y.fraction)),
     }
 }
 
@@ -79,23 +48,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_parse_into_models_and_merges() {
-        fn check(name: &str, expected: Option<(&str, &str, &str, f64)>) {
-            let expected = match expected {
-                Some((ft, kind, method, frac)) => {
-                    Checkpoint::Merge(Merge { ft: ft.into(), kind: kind.into(), method: method.into(), frac })
-                }
-                None => Checkpoint::Model(name.into()),
-            };
-            assert_eq!(Checkpoint::parse(name), expected, "{name}");
+    fn names_that_are_not_merges_are_models() {
+        for name in ["aligned", "useful:topk:orth", "useful:topk:orth:quarter", "useful::orth:0.5", "org/model:topk:orth:0.5:x"] {
+            assert_eq!(checkpoint(name), Checkpoint::Model(name.into()), "{name}");
         }
-        check("useful:topk:orth:0.25", Some(("useful", "topk", "orth", 0.25)));
-        check("contaminated:random:same:0.99", Some(("contaminated", "random", "same", 0.99)));
-        check("aligned", None);
-        check("useful:topk:orth", None);
-        check("useful:topk:orth:quarter", None);
-        check("useful::orth:0.5", None);
-        check("org/model:topk:orth:0.5:x", None);
+        assert!(matches!(checkpoint("contaminated:random:same:0.99"), Checkpoint::Merge(m) if m.fraction == 0.99));
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //!
 //! ```no_run
 //! use entangle_artifacts::RunDir;
-//! use entangle_subspace::{project, Merge, MergeSpec};
+//! use entangle_pipeline::MergeSpec;
+//! use entangle_subspace::{project, Merge};
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let run = RunDir::new(std::path::Path::new("runs/tiny"));
@@ -38,7 +39,6 @@ mod merge;
 mod models;
 pub mod mso;
 pub mod project;
-mod spec;
 #[cfg(test)]
 mod testing;
 
@@ -48,5 +48,4 @@ pub use layer::Layer;
 pub use linalg::{rank_for_energy, rank_for_fraction};
 pub use merge::Merge;
 pub use models::{check_same_tensors, Numerics};
-pub use spec::{parse_svd_mode, MergeSpec};
 pub use entangle_artifacts::Outcome;

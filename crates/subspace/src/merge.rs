@@ -16,7 +16,7 @@ use crate::basis_file::BasisFile;
 use crate::linalg::{dot, rank_for_fraction, sq_norm};
 use crate::models::{check_same_tensors, is_floating, open_model, Numerics};
 use crate::project::projection_config;
-use crate::MergeSpec;
+use entangle_pipeline::MergeSpec;
 
 /// One merged model of a run, ready to be built tensor by tensor: the base, aligned and
 /// fine-tuned checkpoints (memory-mapped) and the basis of the spec's kind.

@@ -8,7 +8,7 @@ use entangle_artifacts::RunDir;
 use entangle_cli::StageArgs;
 use entangle_pipeline::SvdMode;
 use entangle_subspace::mso::{self, MsoOptions};
-use entangle_subspace::parse_svd_mode;
+use entangle_pipeline::parse_svd_mode;
 
 /// Measures how much the useful and harmful weight updates share their directions (METHOD.md,
 /// experiment 2): Mode Subspace Overlap per tensor and per layer at every energy fraction, with

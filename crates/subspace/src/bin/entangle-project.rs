@@ -7,9 +7,9 @@ use anyhow::Result;
 use clap::Parser;
 use entangle_artifacts::RunDir;
 use entangle_cli::StageArgs;
-use entangle_pipeline::SvdMode;
+use entangle_pipeline::{parse_svd_mode, MergeSpec, SvdMode};
 use entangle_subspace::project::{self, ProjectOptions};
-use entangle_subspace::{parse_svd_mode, Merge, MergeSpec};
+use entangle_subspace::Merge;
 
 /// Projects the fine-tunes' weight updates onto the alignment subspace (METHOD.md, experiment
 /// 1): caches the SVD bases in subspace/ and writes projection/diagnostics.parquet and

@@ -1,10 +1,12 @@
-//! Names on the command line: a merged model (`useful:topk:orth:0.25`) and the SVD procedure.
+//! Checkpoint names, as pipelines, the command line and every table write them: a model by name
+//! (`aligned`) or a projection merge (`useful:topk:orth:0.25`), and the SVD procedure. The one
+//! parser of these names; the evaluator, the subspace stage and the report all use it.
 
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
-use entangle_pipeline::{MergeMethod, SubspaceKind, SvdMode};
+use crate::{MergeMethod, Pipeline, SubspaceKind, SvdMode};
 
 const KINDS: [SubspaceKind; 3] = [SubspaceKind::Topk, SubspaceKind::Randomk, SubspaceKind::Random];
 const METHODS: [MergeMethod; 3] = [MergeMethod::Same, MergeMethod::Orth, MergeMethod::Opp];
@@ -63,6 +65,42 @@ impl fmt::Display for MergeSpec {
     }
 }
 
+/// A checkpoint: a model of the run or of `[models]` by name, or a projection merge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checkpoint {
+    /// A model by name: `base`, `aligned`, a fine-tune, …
+    Model(String),
+    /// A projection merge.
+    Merge(MergeSpec),
+}
+
+impl Checkpoint {
+    /// A name with `:` is a merge spec, anything else a model name.
+    pub fn parse(name: &str) -> Result<Checkpoint> {
+        if name.contains(':') {
+            Ok(Checkpoint::Merge(name.parse()?))
+        } else {
+            Ok(Checkpoint::Model(name.to_owned()))
+        }
+    }
+
+    /// The models it is made of: itself, or a merge's base, aligned and fine-tuned models.
+    pub fn models<'a>(&'a self, pipeline: &'a Pipeline) -> Vec<&'a str> {
+        match self {
+            Checkpoint::Model(name) => vec![name],
+            Checkpoint::Merge(spec) => vec![&pipeline.projection.base, &pipeline.projection.aligned, &spec.finetune],
+        }
+    }
+
+    /// The name as written in tables.
+    pub fn name(&self) -> String {
+        match self {
+            Checkpoint::Model(name) => name.clone(),
+            Checkpoint::Merge(spec) => spec.to_string(),
+        }
+    }
+}
+
 /// Parses `exact` or `reference`, the values of `--svd`.
 pub fn parse_svd_mode(text: &str) -> Result<SvdMode> {
     match text {
@@ -105,6 +143,15 @@ mod tests {
             assert!(err.contains(&format!("invalid merge spec `{text}`")), "{err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn names_with_a_colon_are_merges() {
+        assert_eq!(Checkpoint::parse("aligned").unwrap(), Checkpoint::Model("aligned".into()));
+        let merge = Checkpoint::parse("useful:topk:orth:0.25").unwrap();
+        assert_eq!(merge.name(), "useful:topk:orth:0.25");
+        assert!(matches!(merge, Checkpoint::Merge(_)));
+        assert!(Checkpoint::parse("useful:best:orth:0.25").is_err());
     }
 
     #[test]
