@@ -27,7 +27,12 @@ fn binaries() -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// A built stage binary, e.g. `entangle-report`, ready to run.
+/// The built `xtask`, ready to run.
+pub fn xtask() -> Result<Command> {
+    stage("xtask")
+}
+
+/// A built binary of the workspace, e.g. `entangle-report`, ready to run.
 pub fn stage(binary: &str) -> Result<Command> {
     let path = binaries()?.join(binary);
     if !path.exists() {
@@ -39,11 +44,7 @@ pub fn stage(binary: &str) -> Result<Command> {
 /// `xtask reproduce --pipeline pipelines/smoke.toml --run RUN --no-build ARGS…`, ready to run.
 /// Stage processes use one torch thread each, as tests may run side by side.
 pub fn reproduce(run: &Path, args: &[&str]) -> Result<Command> {
-    let xtask = binaries()?.join("xtask");
-    if !xtask.exists() {
-        bail!("{} is missing: build with `cargo xtask test` (or `cargo build --workspace --bins --tests`)", xtask.display());
-    }
-    let mut command = Command::new(xtask);
+    let mut command = xtask()?;
     command
         .current_dir(workspace())
         .args(["reproduce", "--pipeline", "pipelines/smoke.toml", "--no-build", "--run"])

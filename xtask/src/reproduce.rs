@@ -133,6 +133,7 @@ pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
         None => root.join("runs").join(&pipeline.name),
     };
     let stages = selected(plan(&pipeline)?, options)?;
+    pipeline.eval.check_judge_key()?;
     if options.dry_run {
         print_plan(&pipeline, &pipeline_path, &run_root, &stages);
         return Ok(());

@@ -44,6 +44,13 @@ impl Default for CaptureConfig {
 }
 
 impl CaptureConfig {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if self.batch_size == 0 || self.limit == Some(0) {
+            anyhow::bail!("capture.batch_size / limit: expected at least 1");
+        }
+        Ok(())
+    }
+
     /// Hidden-state indices in the depth window of a model with `num_layers` decoder layers
     /// (index l is the output of layer l; 0 the embeddings). Never empty: at least the layer
     /// nearest the window's start.

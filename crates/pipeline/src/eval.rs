@@ -77,6 +77,38 @@ pub struct EvalConfig {
 }
 
 impl EvalConfig {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        for (field, value) in [
+            ("max_new_tokens", Some(self.max_new_tokens)),
+            ("utility_max_new_tokens", self.utility_max_new_tokens),
+            ("batch_size", Some(self.batch_size)),
+            ("limit", self.limit),
+        ] {
+            anyhow::ensure!(value != Some(0), "eval.{field}: expected at least 1");
+        }
+        match (self.judges.contains(&JudgeKind::Llm), &self.llm) {
+            (true, None) => anyhow::bail!("eval.judges: llm needs an [eval.llm] table (base_url, model)"),
+            (_, Some(llm)) => llm.validate()?,
+            _ => {}
+        }
+        match (self.judges.contains(&JudgeKind::Model), &self.guard) {
+            (true, None) => anyhow::bail!("eval.judges: model needs an [eval.guard] table (model, template)"),
+            (_, Some(guard)) => guard.validate()?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Checks that the LLM judge's key is in the environment when the judge is used and needs
+    /// one; `cargo xtask reproduce` (and its `--dry-run`) checks it before the first stage.
+    pub fn check_judge_key(&self) -> anyhow::Result<()> {
+        let Some(name) = self.llm.as_ref().and_then(|llm| llm.api_key_env.as_ref()) else { return Ok(()) };
+        if self.judges.contains(&JudgeKind::Llm) && std::env::var(name).map_or(true, |key| key.is_empty()) {
+            anyhow::bail!("eval.llm.api_key_env: the environment variable {name} holding the judge's API key is not set");
+        }
+        Ok(())
+    }
+
     /// The new-token limit of `benchmark`.
     pub fn max_new_tokens_of(&self, benchmark: Benchmark) -> usize {
         match (benchmark, self.utility_max_new_tokens) {
@@ -126,6 +158,34 @@ pub struct LlmJudgeConfig {
     /// First back-off; doubled at each retry.
     #[serde(default = "default_backoff_s")]
     pub backoff_s: f64,
+}
+
+impl LlmJudgeConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.base_url.starts_with("http://") || self.base_url.starts_with("https://"),
+            "eval.llm.base_url: expected an http:// or https:// URL, got {:?}",
+            self.base_url
+        );
+        anyhow::ensure!(!self.model.trim().is_empty(), "eval.llm.model: expected the judge model's name");
+        anyhow::ensure!(self.api_key_env.as_ref().is_none_or(|name| !name.is_empty()), "eval.llm.api_key_env: expected a variable name");
+        anyhow::ensure!(self.concurrency >= 1, "eval.llm.concurrency: expected at least 1");
+        crate::check_number("eval.llm.timeout_s", self.timeout_s, self.timeout_s > 0.0, "seconds > 0")?;
+        crate::check_number("eval.llm.backoff_s", self.backoff_s, self.backoff_s >= 0.0, "seconds ≥ 0")
+    }
+}
+
+impl ModelJudgeConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.model.trim().is_empty(), "eval.guard.model: expected a model directory or hub id");
+        anyhow::ensure!(
+            self.template.contains("{instruction}") && self.template.contains("{response}"),
+            "eval.guard.template: expected the placeholders {{instruction}} and {{response}}"
+        );
+        anyhow::ensure!(!self.unsafe_word.is_empty(), "eval.guard.unsafe_word: expected a word");
+        anyhow::ensure!(self.max_new_tokens >= 1, "eval.guard.max_new_tokens: expected at least 1");
+        Ok(())
+    }
 }
 
 fn default_concurrency() -> usize {

@@ -262,15 +262,17 @@ impl Pipeline {
                 bail!("import.{name}: {name:?} is also listed in [models]; a model is imported or taken from there");
             }
         }
+        for name in self.models.keys() {
+            check_name(&format!("models.{name}"), name)?;
+        }
         for (job, config) in &self.train {
+            check_name(&format!("train.{job}"), job)?;
             config.validate(job)?;
             if let Some(from) = &config.from {
                 self.require_model(&format!("train.{job}.from"), from)?;
             }
         }
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            bail!("name: expected a non-empty name without slashes, got {:?}", self.name);
-        }
+        check_name("name", &self.name)?;
         if self.device != "auto" && self.device != "cpu" && !self.device.starts_with("cuda") {
             bail!("device: expected auto, cpu or cuda:N, got {:?}", self.device);
         }
@@ -289,13 +291,38 @@ impl Pipeline {
             bail!("capture.depth_from / depth_to: expected 0 ≤ from ≤ to ≤ 1");
         }
         check_fractions("mso.energy_fractions", &self.mso.energy_fractions, |e| e > 0.0 && e <= 1.0)?;
+        self.capture.validate()?;
+        self.eval.validate()?;
+        self.check_names()
+    }
+
+    /// Every name that becomes a file or directory of the run is a plain path component.
+    fn check_names(&self) -> Result<()> {
+        let (projection, mso, capture) = (&self.projection, &self.mso, &self.capture);
+        let models = [("projection.base", &projection.base), ("projection.aligned", &projection.aligned)]
+            .into_iter()
+            .chain(projection.finetunes.iter().map(|name| ("projection.finetunes", name)))
+            .chain([("mso.reference", &mso.reference), ("mso.useful", &mso.useful), ("mso.harmful", &mso.harmful)])
+            .chain(capture.models.iter().map(|name| ("capture.models", name)))
+            .chain([("capture.useful", &capture.useful), ("capture.harmful_a", &capture.harmful_a)])
+            .chain([("capture.harmful_b", &capture.harmful_b)])
+            .chain(self.train.iter().flat_map(|(job, config)| config.data.iter().map(move |set| (job.as_str(), set))));
+        for (field, name) in models {
+            check_name(field, name)?;
+        }
+        for name in &self.eval.checkpoints {
+            let checkpoint = Checkpoint::parse(name).context("eval.checkpoints")?;
+            for model in checkpoint.models(self) {
+                check_name("eval.checkpoints", model)?;
+            }
+        }
         Ok(())
     }
 
-    /// Checks that the models `[projection]`, `[mso]` and `[capture]` name (or default to) are
-    /// models of the run. Not part of parsing, since a pipeline fragment is valid on its own;
-    /// `cargo xtask reproduce` checks it before the first stage, so that a typo stops the run
-    /// before training rather than after it.
+    /// Checks that the models `[projection]`, `[mso]`, `[capture]` and `[eval] checkpoints` name
+    /// (or default to) are models of the run. Not part of parsing, since a pipeline fragment is valid on its own; `cargo xtask reproduce` (and its
+    /// `--dry-run`) checks it before the first stage, so that a typo stops the run before
+    /// training rather than after it.
     pub fn check_analysed_models(&self) -> Result<()> {
         let (projection, mso) = (&self.projection, &self.mso);
         let named = [("projection.base", &projection.base), ("projection.aligned", &projection.aligned)]
@@ -305,6 +332,11 @@ impl Pipeline {
             .chain(self.capture.models.iter().map(|name| ("capture.models", name)));
         for (field, name) in named {
             self.require_model(field, name)?;
+        }
+        for name in &self.eval.checkpoints {
+            for model in Checkpoint::parse(name)?.models(self) {
+                self.require_model("eval.checkpoints", model)?;
+            }
         }
         Ok(())
     }
@@ -330,6 +362,19 @@ impl Pipeline {
             None => run.model(name).display().to_string(),
         }
     }
+}
+
+/// `name`, the value of `field`, is a plain path component (see `check_path_component`).
+pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
+    entangle_artifacts::check_path_component(name).with_context(|| field.to_owned())
+}
+
+/// `value`, the value of `field`, is finite and `valid`; `expected` says what valid is.
+pub(crate) fn check_number(field: &str, value: f64, valid: bool, expected: &str) -> Result<()> {
+    if !(value.is_finite() && valid) {
+        bail!("{field}: expected {expected}, got {value}");
+    }
+    Ok(())
 }
 
 fn check_fractions(field: &str, values: &[f64], valid: impl Fn(f64) -> bool) -> Result<()> {
@@ -389,13 +434,36 @@ mod tests {
             ("name = \"x\"\ntypo = 1", "unknown field `typo`"),
             ("name = \"x\"\n[projection]\nfractions = [1.5]", "projection.fractions: 1.5 is out of range"),
             ("name = \"x\"\n[projection]\nkinds = [\"best\"]", "unknown variant `best`"),
-            ("name = \"a/b\"", "name: expected a non-empty name without slashes"),
+            ("name = \"a/b\"", "name: \"a/b\" is not a plain file name"),
+            ("name = \"..\"", "name: \"..\" is not a plain file name"),
+            ("name = \"x\"\n[capture]\nmodels = [\"../up\"]", "capture.models: \"../up\" is not a plain file name"),
+            ("name = \"x\"\n[eval]\ncheckpoints = [\"useful:best:orth:0.5\"]", "eval.checkpoints: invalid merge spec"),
+            ("name = \"x\"\n[eval]\njudges = [\"llm\"]", "eval.judges: llm needs an [eval.llm] table"),
+            ("name = \"x\"\n[eval.llm]\nbase_url = \"http://h/v1\"\nmodel = \"m\"\ntimeout_s = -1", "eval.llm.timeout_s: expected seconds > 0, got -1"),
+            ("name = \"x\"\n[eval.llm]\nbase_url = \"http://h/v1\"\nmodel = \"m\"\ntimeout_s = nan", "eval.llm.timeout_s: expected seconds > 0, got NaN"),
+            ("name = \"x\"\n[eval.llm]\nbase_url = \"http://h/v1\"\nmodel = \"m\"\nbackoff_s = -1", "eval.llm.backoff_s: expected seconds ≥ 0, got -1"),
+            ("name = \"x\"\n[eval]\nbatch_size = 0", "eval.batch_size: expected at least 1"),
             ("seed = 1", "missing field `name`"),
         ] {
             let err = format!("{:#}", Pipeline::parse(text).unwrap_err());
             assert!(err.contains(needle), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn a_run_checks_evaluated_models_and_its_judges_key() {
+        let only_m = "name = \"x\"\n[capture]\nmodels = []\n[mso]\nreference = \"m\"\nuseful = \"m\"\nharmful = \"m\"\n\
+                      [projection]\nbase = \"m\"\naligned = \"m\"\nfinetunes = []\n[models]\nm = \"org/m\"\n";
+        assert!(Pipeline::parse(only_m).unwrap().check_analysed_models().is_ok());
+        let ghost = format!("{only_m}[eval]\ncheckpoints = [\"m\", \"ghost\"]\n");
+        let err = format!("{:#}", Pipeline::parse(&ghost).unwrap().check_analysed_models().unwrap_err());
+        assert!(err.contains("eval.checkpoints: \"ghost\" is neither a training job"), "{err}");
+        let judged = format!(
+            "{only_m}[eval]\njudges = [\"keyword\", \"llm\"]\n[eval.llm]\nbase_url = \"http://h/v1\"\nmodel = \"j\"\napi_key_env = \"ENTANGLE_TEST_NO_SUCH_KEY\"\n"
+        );
+        let err = format!("{:#}", Pipeline::parse(&judged).unwrap().eval.check_judge_key().unwrap_err());
+        assert!(err.contains("the environment variable ENTANGLE_TEST_NO_SUCH_KEY"), "{err}");
     }
 
     #[test]

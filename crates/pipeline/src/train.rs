@@ -138,6 +138,10 @@ impl TrainJob {
             TrainKind::Pretrain if self.architecture.is_none() => {
                 anyhow::bail!("{}: a pretrain job needs the model architecture", field("architecture"))
             }
+            // The family's own config checks the rest when the job starts; its name is needed here.
+            _ if self.architecture.as_ref().is_some_and(|a| !a.get("model_type").is_some_and(toml::Value::is_str)) => {
+                anyhow::bail!("{}: expected a config.json-style table naming its model_type", field("architecture"))
+            }
             TrainKind::Sft if self.from.is_none() => {
                 anyhow::bail!("{}: an sft job needs the model to start from", field("from"))
             }
@@ -152,8 +156,24 @@ impl TrainJob {
         if self.save_every == Some(0) {
             anyhow::bail!("{}: expected at least 1 step between saved states", field("save_every"));
         }
-        if !(self.lr > 0.0 && (0.0..1.0).contains(&self.warmup_ratio) && self.epochs > 0.0) {
-            anyhow::bail!("train.{job}: expected lr > 0, 0 ≤ warmup_ratio < 1 and epochs > 0");
+        if self.max_steps == Some(0) {
+            anyhow::bail!("{}: expected at least 1 step", field("max_steps"));
+        }
+        for set in &self.data {
+            crate::check_name(&field("data"), set)?;
+        }
+        let [beta1, beta2] = self.betas;
+        for (name, value, valid, expected) in [
+            ("lr", self.lr, self.lr > 0.0, "a number > 0"),
+            ("epochs", self.epochs, self.epochs > 0.0, "a number > 0"),
+            ("warmup_ratio", self.warmup_ratio, (0.0..1.0).contains(&self.warmup_ratio), "0 ≤ warmup_ratio < 1"),
+            ("weight_decay", self.weight_decay, self.weight_decay >= 0.0, "a number ≥ 0"),
+            ("betas", beta1, (0.0..1.0).contains(&beta1), "two numbers in [0, 1)"),
+            ("betas", beta2, (0.0..1.0).contains(&beta2), "two numbers in [0, 1)"),
+            ("eps", self.eps, self.eps > 0.0, "a number > 0"),
+            ("max_grad_norm", self.max_grad_norm, self.max_grad_norm >= 0.0, "a number ≥ 0 (0: no clipping)"),
+        ] {
+            crate::check_number(&field(name), value, valid, expected)?;
         }
         Ok(())
     }
@@ -200,7 +220,11 @@ schedule = "linear"
             (("from = \"base\"\n", ""), "train.aligned.from: an sft job needs"),
             (("architecture = { model_type = \"llama\", hidden_size = 64 }\n", ""), "train.base.architecture"),
             (("data = [\"align\"]", "data = []"), "train.aligned.data: expected at least one"),
-            (("lr = 1e-3", "lr = 0.0"), "train.base: expected lr > 0"),
+            (("lr = 1e-3", "lr = 0.0"), "train.base.lr: expected a number > 0, got 0"),
+            (("lr = 1e-3", "lr = nan"), "train.base.lr: expected a number > 0, got NaN"),
+            (("lr = 1e-3", "epochs = inf"), "train.base.epochs: expected a number > 0, got inf"),
+            (("lr = 1e-3", "betas = [0.9, 1.0]"), "train.base.betas: expected two numbers in [0, 1), got 1"),
+            (("data = [\"align\"]", "data = [\"../x\"]"), "train.aligned.data: \"../x\" is not a plain file name"),
             (("lr = 1e-3", "save_every = 0"), "train.base.save_every: expected at least 1"),
         ] {
             let text = JOBS.replacen(edit.0, edit.1, 1);
