@@ -89,7 +89,13 @@ fn deleting_an_artifact_reruns_only_what_depends_on_it() {
     copy_run(smoke_run(), &run).unwrap();
     let before = finished(&run).unwrap();
     std::fs::remove_dir_all(RunDir::new(&run).model("harmful")).unwrap();
-    run_smoke(&run, &[]).unwrap();
+    // Its stderr is a pipe, as in a batch job: progress comes as log lines, without colour.
+    let output = reproduce(&run, &[]).unwrap().env("ENTANGLE_PROGRESS_SECONDS", "0.001").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let progress = |what: &str| stderr.lines().any(|l| l.contains(&format!(" {what} (")) && l.contains("/s)"));
+    assert!(progress("steps") && progress("prompts"), "no training or generation progress line:\n{stderr}");
+    assert!(!stderr.contains('\x1b'), "escape codes in a batch log");
     let after = finished(&run).unwrap();
     let rerun: BTreeSet<&str> = after.iter().filter(|(stage, at)| before.get(*stage) != Some(at)).map(|(stage, _)| stage.as_str()).collect();
     assert_eq!(rerun, BTreeSet::from(["train:harmful", "project", "mso", "eval", "report"]));
