@@ -218,6 +218,7 @@ struct PartKey<'a> {
 /// What a merge is made of besides its spec and its models' files.
 #[derive(Serialize)]
 struct MergeKey<'a> {
+    version: u32,
     base: &'a str,
     aligned: &'a str,
     svd: entangle_pipeline::SvdMode,
@@ -231,6 +232,7 @@ struct MergeKey<'a> {
 fn part_path(run: &RunDir, pipeline: &Pipeline, data: &[FileStamp], spec: &Checkpoint) -> Result<PathBuf> {
     let projection = &pipeline.projection;
     let merge = matches!(spec, Checkpoint::Merge(_)).then(|| MergeKey {
+        version: entangle_subspace::MERGE_VERSION,
         base: &projection.base,
         aligned: &projection.aligned,
         svd: projection.svd,

@@ -125,6 +125,17 @@ fn randomk_basis(topk: &BasisFile, seed: u64, name: &str) -> Result<Basis> {
     Ok(Basis { u: u.f_index_select(1, &order)?, s: s.f_index_select(0, &order)? })
 }
 
+/// The single direction tensor `name` is projected on when it has no basis (it is not 2-D, or
+/// the fraction lies outside (0, 1)): the alignment update A itself for `topk` and `randomk` (a
+/// vector has one direction), and for `random` a seeded Gaussian draw of A's shape, so that the
+/// control carries no alignment information (METHOD.md, experiment 1).
+pub(crate) fn direction(kind: SubspaceKind, alignment: &Tensor, seed: u64, name: &str) -> Result<Tensor> {
+    match kind {
+        SubspaceKind::Topk | SubspaceKind::Randomk => Ok(alignment.shallow_clone()),
+        SubspaceKind::Random => gaussian(&alignment.size(), alignment.kind(), &mut tensor_rng(seed, "random-direction", name)),
+    }
+}
+
 fn random_basis([rows, cols]: [usize; 2], sources: &BasisSources, name: &str) -> Result<Basis> {
     let mut rng = tensor_rng(sources.seed, "random", name);
     let matrix = gaussian(&[rows as i64, cols as i64], sources.numerics.kind(), &mut rng)?;
@@ -180,6 +191,24 @@ mod tests {
         write_run(reseeded.path(), "");
         let (five, six) = (bases(one.path(), SubspaceKind::Random, 5), bases(reseeded.path(), SubspaceKind::Random, 6));
         assert!(five.iter().zip(&six).all(|(a, b)| !a.equal(b)), "another seed draws other bases");
+    }
+
+    #[test]
+    fn only_the_random_kind_draws_its_own_seeded_direction() {
+        let alignment = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25, 1.5, -0.75, 1.0, 3.0]);
+        for kind in [SubspaceKind::Topk, SubspaceKind::Randomk] {
+            assert!(direction(kind, &alignment, 1, "model.norm.weight").unwrap().equal(&alignment), "{kind:?} keeps A's");
+        }
+        let draw = |seed, name| direction(SubspaceKind::Random, &alignment, seed, name).unwrap();
+        let first = draw(1, "model.norm.weight");
+        assert_eq!((first.size(), first.kind()), (alignment.size(), alignment.kind()));
+        assert!(first.equal(&draw(1, "model.norm.weight")), "seeded: the same draw again");
+        assert!(!first.equal(&draw(2, "model.norm.weight")), "another seed draws another direction");
+        assert!(!first.equal(&draw(1, "model.layers.0.input_layernorm.weight")), "each tensor its own");
+        let cosine = (&first * &alignment).sum(tch::Kind::Double).double_value(&[])
+            / first.norm().double_value(&[])
+            / alignment.norm().double_value(&[]);
+        assert!(cosine.abs() < 0.9, "not A's direction: cosine {cosine}");
     }
 
     #[test]

@@ -46,6 +46,6 @@ pub use bases::{ensure_basis, matrices, BasisSources};
 pub use basis_file::{Basis, BasisFile};
 pub use layer::Layer;
 pub use linalg::{rank_for_energy, rank_for_fraction};
-pub use merge::Merge;
+pub use merge::{Merge, MERGE_VERSION};
 pub use models::{check_same_tensors, Numerics};
 pub use entangle_artifacts::Outcome;

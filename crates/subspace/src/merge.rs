@@ -11,12 +11,17 @@ use entangle_checkpoint::{write_checkpoint, Checkpoint, WriteOptions};
 use entangle_pipeline::{MergeMethod, Pipeline, SvdMode};
 use tch::Tensor;
 
-use crate::bases::{ensure_basis, BasisSources};
+use crate::bases::{direction, ensure_basis, BasisSources};
 use crate::basis_file::BasisFile;
 use crate::linalg::{dot, rank_for_fraction, sq_norm};
 use crate::models::{check_same_tensors, is_floating, open_model, Numerics};
 use crate::project::projection_config;
 use entangle_pipeline::MergeSpec;
+
+/// The version of how a merge is built: bump it whenever a merge's weights would change, so
+/// that the evaluator does not reuse what it scored of the old ones. 2: `random` projects
+/// tensors without a basis on a Gaussian direction, not on A's.
+pub const MERGE_VERSION: u32 = 2;
 
 /// One merged model of a run, ready to be built tensor by tensor: the base, aligned and
 /// fine-tuned checkpoints (memory-mapped) and the basis of the spec's kind.
@@ -27,6 +32,8 @@ pub struct Merge {
     aligned: Checkpoint,
     finetune: Checkpoint,
     basis: BasisFile,
+    /// Draws the `random` kind's directions.
+    seed: u64,
 }
 
 impl Merge {
@@ -45,7 +52,7 @@ impl Merge {
         let sources = BasisSources { base: &base, aligned: &aligned, numerics, seed: pipeline.seed };
         let (path, _) = ensure_basis(run, spec.kind, &sources, false)?;
         let basis = BasisFile::open(&path)?;
-        Ok(Merge { spec: spec.clone(), numerics, base, aligned, finetune, basis })
+        Ok(Merge { spec: spec.clone(), numerics, base, aligned, finetune, basis, seed: pipeline.seed })
     }
 
     /// Every tensor of the merged model in name order, in the aligned model's dtypes (fp16 in
@@ -74,7 +81,10 @@ impl Merge {
         };
         let parallel = match rank {
             Some(k) => subspace_part(&task, &self.basis.u(name)?.f_narrow(1, 0, k as i64)?)?,
-            None => direction_part(&task, &self.numerics.delta(&self.aligned, &self.base, name)?)?,
+            None => {
+                let alignment = self.numerics.delta(&self.aligned, &self.base, name)?;
+                direction_part(&task, &direction(self.spec.kind, &alignment, self.seed, name)?)?
+            }
         };
         let merged = merged(&weight, &task, &parallel, self.spec.method)?;
         Ok(merged.f_to_kind(self.numerics.stored_kind(info.dtype)?)?)

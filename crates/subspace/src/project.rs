@@ -17,7 +17,7 @@ use entangle_pipeline::{MergeMethod, Pipeline, ProjectionConfig, SvdMode};
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use crate::bases::{ensure_basis, BasisSources};
+use crate::bases::{direction, ensure_basis, BasisSources};
 use crate::basis_file::BasisFile;
 use crate::layer::Layer;
 use crate::linalg::{dot, rank_for_fraction, sq_norm};
@@ -70,7 +70,8 @@ pub fn run(run: &RunDir, options: &ProjectOptions) -> Result<Outcome> {
     let stage = Stage::new(run, "project", VERSION, &ProjectConfig { projection: &config, seed: pipeline.seed }, &inputs)?;
     stage.run(options.force, || {
         let bases = basis_paths.iter().map(|p| BasisFile::open(p)).collect::<Result<Vec<_>>>()?;
-        let sweep = Sweep { config: &config, numerics, base: &base, aligned: &aligned, finetunes: &finetunes, bases: &bases };
+        let sweep =
+            Sweep { config: &config, numerics, base: &base, aligned: &aligned, finetunes: &finetunes, bases: &bases, seed: pipeline.seed };
         let (summary, per_tensor) = sweep.diagnostics()?;
         let (summary_path, per_tensor_path) = (run.projection_diagnostics(), run.projection_per_tensor());
         write_table(&summary_path, &summary)?;
@@ -80,7 +81,7 @@ pub fn run(run: &RunDir, options: &ProjectOptions) -> Result<Outcome> {
 }
 
 /// The code version of stage `project`: bump `algorithm` when its tables would change.
-const VERSION: StageVersion = stage_version!(1);
+const VERSION: StageVersion = stage_version!(2);
 
 /// The pipeline's `[projection]` section with `--svd` applied.
 pub(crate) fn projection_config(pipeline: &Pipeline, svd: Option<SvdMode>) -> ProjectionConfig {
@@ -100,6 +101,8 @@ struct Sweep<'a> {
     finetunes: &'a [Checkpoint],
     /// One per kind of the configuration, in its order.
     bases: &'a [BasisFile],
+    /// Draws the `random` kind's directions.
+    seed: u64,
 }
 
 /// The projection of one task update for one kind and fraction.
@@ -231,6 +234,14 @@ impl Sweep<'_> {
             .iter()
             .map(|file| if dims == 2 { file.u(name).map(Some) } else { Ok(None) })
             .collect::<Result<Vec<_>>>()?;
+        // Each kind's direction for what has no basis; fractions lie in (0, 1), so only
+        // tensors that are not matrices need one.
+        let directions = self
+            .config
+            .kinds
+            .iter()
+            .map(|&kind| if dims == 2 { Ok(None) } else { direction(kind, alignment, self.seed, name).map(Some) })
+            .collect::<Result<Vec<_>>>()?;
         self.finetunes
             .iter()
             .map(|finetune| {
@@ -238,7 +249,14 @@ impl Sweep<'_> {
                 let task_align = dot(&task, alignment)?;
                 let parallel = bases
                     .iter()
-                    .map(|u| parallel_energies(&task, u.as_ref(), task_align, align_energy, &self.config.fractions))
+                    .zip(&directions)
+                    .map(|(u, d)| {
+                        let (task_dir, dir_energy) = match d {
+                            Some(d) => (dot(&task, d)?, sq_norm(d)?),
+                            None => (task_align, align_energy),
+                        };
+                        parallel_energies(&task, u.as_ref(), task_dir, dir_energy, &self.config.fractions)
+                    })
                     .collect::<Result<_>>()?;
                 Ok(TaskTerms { task_energy: sq_norm(&task)?, task_align, parallel })
             })
@@ -247,16 +265,16 @@ impl Sweep<'_> {
 }
 
 /// ‖P‖² for each fraction, where P projects `task` on the first k columns of `u` (k from the
-/// fraction) or, without a basis or for a fraction outside (0, 1), on the direction of the
-/// alignment update A, given ⟨T, A⟩ and ‖A‖²: ‖P‖² = ⟨T, A⟩² / ‖A‖² (0 when A = 0).
+/// fraction) or, without a basis or for a fraction outside (0, 1), on the kind's direction d
+/// (see [`direction`]), given ⟨T, d⟩ and ‖d‖²: ‖P‖² = ⟨T, d⟩² / ‖d‖² (0 when d = 0).
 pub(crate) fn parallel_energies(
     task: &Tensor,
     u: Option<&Tensor>,
-    task_align: f64,
-    align_energy: f64,
+    task_dir: f64,
+    dir_energy: f64,
     fractions: &[f64],
 ) -> Result<Vec<Parallel>> {
-    let on_direction = Parallel { k: None, energy: if align_energy > 0.0 { task_align * task_align / align_energy } else { 0.0 } };
+    let on_direction = Parallel { k: None, energy: if dir_energy > 0.0 { task_dir * task_dir / dir_energy } else { 0.0 } };
     let Some(u) = u else {
         return Ok(vec![on_direction; fractions.len()]);
     };
