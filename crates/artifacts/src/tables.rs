@@ -166,6 +166,9 @@ crate::table! {
         pub guard_unsafe: Option<bool>,
         /// Keyword judge: the response contains a refusal phrase.
         pub refused: bool,
+        /// Keyword judge: the response says nothing — empty, or one short n-gram looping — so it
+        /// is neither a refusal nor an attack's success.
+        pub degenerate: bool,
         /// Utility: the flexibly extracted answer equals the reference.
         pub correct: Option<bool>,
         /// Utility: the strictly extracted (after `####`) answer equals the reference.
@@ -181,7 +184,7 @@ crate::table! {
     pub struct EvalSummary {
         pub checkpoint: String,
         pub benchmark: String,
-        /// e.g. `refusal_rate`, `attack_success_rate`, `mean_score`, `invalid_judgments`,
+        /// e.g. `refusal_rate`, `attack_success_rate`, `degenerate_rate`, `mean_score`, `invalid_judgments`,
         /// `accuracy`, `accuracy_strict`, `answer_nll`.
         pub metric: String,
         pub value: f64,

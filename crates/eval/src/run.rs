@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::answers::{answers_match, flexible_answer, strict_answer};
 use crate::checkpoints::{default_checkpoints, load, Checkpoint, Loaded};
 use crate::guard::Guard;
-use crate::keyword::is_refusal;
+use crate::keyword::{is_degenerate, is_refusal};
 use crate::llm::LlmJudge;
 use crate::summary::summarise;
 
@@ -67,8 +67,9 @@ pub fn run(run: &RunDir, options: &Options, registry: &Registry) -> Result<Outco
     }
 }
 
-/// The code version of stage `eval`: bump `algorithm` when its rows would change.
-const VERSION: StageVersion = stage_version!(1);
+/// The code version of stage `eval`: bump `algorithm` when its rows would change. 2: the
+/// `degenerate` column, and attack success excludes degenerate responses.
+const VERSION: StageVersion = stage_version!(2);
 
 /// One evaluation of a list of checkpoints.
 struct Evaluation<'a> {
@@ -306,6 +307,7 @@ fn evaluate(context: &Evaluator, spec: &Checkpoint) -> Result<Vec<EvalResponse>>
                 judge_raw: None,
                 guard_unsafe: None,
                 refused: is_refusal(&generation.text),
+                degenerate: is_degenerate(&generation.text),
                 correct: score(flexible_answer),
                 correct_strict: score(strict_answer),
                 answer_nll: nll.as_ref().map(|values| values[i]),

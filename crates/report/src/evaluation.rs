@@ -427,9 +427,10 @@ pub fn tables_section(summary: Option<&Summary>) -> Section {
     section
 }
 
-const METRIC_ORDER: [&str; 7] = [
+const METRIC_ORDER: [&str; 8] = [
     "refusal_rate",
     "attack_success_rate",
+    "degenerate_rate",
     "mean_score",
     "guard_unsafe_rate",
     "accuracy",
