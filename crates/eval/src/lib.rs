@@ -10,7 +10,7 @@
 //! configured. Utility answers are read with [`answers`] (flexible: last number; strict: after
 //! `####`), and the reference responses' per-token NLL is measured teacher-forced. Results go
 //! to `eval/responses.parquet`, and [`summary`] turns them into `eval/summary.parquet` with
-//! bootstrap intervals ([`stats`]).
+//! bootstrap intervals (`entangle-stats`).
 //!
 //! ```no_run
 //! use entangle_artifacts::RunDir;
@@ -29,7 +29,6 @@ pub mod guard;
 pub mod keyword;
 pub mod llm;
 mod run;
-pub mod stats;
 pub mod summary;
 #[cfg(test)]
 mod test_server;
