@@ -7,7 +7,7 @@ use entangle_pipeline::{Benchmark, Pipeline};
 
 use crate::document::{Block, Section, Table};
 use crate::figure::{Figure, Marker, Panel, Point, Reference, Series, BLACK, GREY};
-use crate::format::{fixed, percent, prose_list, signed};
+use crate::format::{fixed, percent, prose_list};
 use crate::names::{checkpoint, compare, Checkpoint, MergeSpec};
 
 /// A metric of the summary table and how the report shows it.
@@ -81,23 +81,6 @@ impl Metric {
             format!("{} (%)", self.label)
         } else {
             self.label.to_owned()
-        }
-    }
-
-    fn show(&self, value: f64) -> String {
-        if self.percent {
-            percent(value)
-        } else {
-            fixed(value, 2)
-        }
-    }
-
-    /// A difference in the report's unit: `-12.5 pp` or `+0.31`.
-    fn show_difference(&self, difference: f64) -> String {
-        if self.percent {
-            format!("{} pp", signed(difference * 100.0, 1))
-        } else {
-            signed(difference, 2)
         }
     }
 
@@ -195,7 +178,7 @@ impl Summary<'_> {
 const KINDS: [(&str, &str); 3] =
     [("topk", "top-k of alignment"), ("randomk", "random k of alignment"), ("random", "random Gaussian")];
 
-fn kind_label(kind: &str) -> String {
+pub(crate) fn kind_label(kind: &str) -> String {
     KINDS.iter().find(|(k, _)| *k == kind).map_or_else(|| kind.to_owned(), |(_, label)| (*label).to_owned())
 }
 
@@ -389,8 +372,9 @@ pub fn projection_section(summary: Option<&Summary>) -> Section {
 const MISSING: &str = "eval/summary.parquet is missing: run the evaluation (entangle-eval --run DIR) to score \
                        harmfulness and utility.";
 
-/// One table per benchmark: every checkpoint's metrics with their 95% intervals.
-pub fn tables_section(summary: Option<&Summary>) -> Section {
+/// One table per benchmark: every checkpoint's metrics with their 95% intervals; then, with the
+/// responses, every paired difference of merges.
+pub fn tables_section(summary: Option<&Summary>, responses: Option<&crate::comparisons::Responses>) -> Section {
     let mut section = Section::new("evaluation-tables", "Evaluation tables");
     let Some(summary) = summary else {
         section.push(Block::Missing(MISSING.into()));
@@ -423,6 +407,9 @@ pub fn tables_section(summary: Option<&Summary>) -> Section {
             })
             .collect();
         section.push(Block::Table(Table { caption: format!("Benchmark `{benchmark}`"), header, rows: body }));
+    }
+    if let Some(paired) = responses.and_then(|responses| crate::comparisons::table(summary, responses)) {
+        section.push(Block::Table(paired));
     }
     section
 }
@@ -463,255 +450,38 @@ pub fn model_findings(summary: &Summary) -> Vec<String> {
     let (useful, harmful) = (&pipeline.mso.useful, &pipeline.mso.harmful);
     let mut findings = Vec::new();
     if let Some(aligned_row) = summary.get(aligned, &REFUSAL) {
-        let comparisons: Vec<String> = [(base, "base"), (harmful, "the harmful fine-tune")]
+        let others: Vec<String> = [(base, "base"), (harmful, "the harmful fine-tune")]
             .into_iter()
-            .filter_map(|(name, label)| {
-                summary.get(name, &REFUSAL).map(|row| {
-                    format!(
-                        "{} {label} ({})",
-                        comparative(aligned_row.value, row.value, "more than", "fewer than", "as many as"),
-                        percent(row.value)
-                    )
-                })
-            })
+            .filter_map(|(name, label)| summary.get(name, &REFUSAL).map(|row| format!("{label} {}", REFUSAL.show_with_interval(row))))
             .collect();
         let mut sentence = format!(
             "The aligned model refuses {} of held-out harmful requests",
             REFUSAL.show_with_interval(aligned_row)
         );
-        if !comparisons.is_empty() {
-            sentence.push_str(&format!(", {}", prose_list(&comparisons)));
+        if !others.is_empty() {
+            sentence.push_str(&format!(" ({})", prose_list(&others)));
         }
         sentence.push('.');
         if let Some(over) = summary.get(aligned, &OVER_REFUSAL) {
             sentence.push_str(&format!(
                 " It answers {} of benign requests phrased with alarming words (refuses {}).",
                 percent(1.0 - over.value),
-                percent(over.value)
+                OVER_REFUSAL.show_with_interval(over)
             ));
         }
         findings.push(sentence);
     }
     for utility in [ACCURACY, ANSWER_NLL] {
         if let (Some(after), Some(before)) = (summary.get(useful, &utility), summary.get(aligned, &utility)) {
-            let better = if utility.higher_is_more { after.value > before.value } else { after.value < before.value };
             findings.push(format!(
-                "The useful fine-tune {} utility: {} {} against {} for the aligned model ({}).",
-                if better { "raises" } else { "does not raise" },
+                "Utility ({}): the useful fine-tune {}, the aligned model {}.",
                 utility.label,
                 utility.show_with_interval(after),
-                utility.show(before.value),
-                utility.show_difference(after.value - before.value)
+                utility.show_with_interval(before)
             ));
         }
     }
     findings
-}
-
-/// `more`, `less` or `same` as `a` compares with `b`.
-fn comparative<'a>(a: f64, b: f64, more: &'a str, less: &'a str, same: &'a str) -> &'a str {
-    if a > b {
-        more
-    } else if a < b {
-        less
-    } else {
-        same
-    }
-}
-
-/// How much harm a subspace kind's merges remove against how much utility they cost, relative to
-/// the un-projected fine-tune, averaged over the fractions.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Removal {
-    /// Mean harm removed (in the harm metric's raw unit; positive = less harm).
-    harm: f64,
-    /// Mean utility lost (positive = less utility).
-    utility: f64,
-    fractions: usize,
-}
-
-impl Removal {
-    /// Harm removed per unit of utility lost, ranked: removing no harm is worst, removing harm at
-    /// no utility cost is best (ranked by the harm removed).
-    fn rank(&self) -> (u8, f64) {
-        if self.harm <= 0.0 {
-            (0, self.harm)
-        } else if self.utility <= 0.0 {
-            (2, self.harm)
-        } else {
-            (1, self.harm / self.utility)
-        }
-    }
-
-    fn describe(&self, harm: &Metric, utility: &Metric) -> String {
-        let per_unit = match self.rank() {
-            (0, _) => "so it removes no harm".to_owned(),
-            (2, _) => "so it removes harm at no utility cost".to_owned(),
-            (_, ratio) => format!("so it removes {} units of harm per unit of utility lost", fixed(ratio, 2)),
-        };
-        format!(
-            "{} by {} and {} by {}, {per_unit}",
-            harm.label,
-            harm.show_difference(-self.harm),
-            utility.label,
-            utility.show_difference(if utility.higher_is_more { -self.utility } else { self.utility }),
-        )
-    }
-}
-
-/// The [`Removal`] of `kind`'s `method` merges of `ft`, over the fractions that have both metrics.
-fn removal(summary: &Summary, ft: &str, kind: &str, method: &str, harm: &Metric, utility: &Metric) -> Option<Removal> {
-    let (ft_harm, ft_utility) = (summary.get(ft, harm)?, summary.get(ft, utility)?);
-    let pairs: Vec<(f64, f64)> = summary
-        .merges(harm)
-        .iter()
-        .filter(|(m, _)| m.finetune == ft && m.kind.name() == kind && m.method.name() == method)
-        .filter_map(|(_, h)| summary.get(&h.checkpoint, utility).map(|u| (h.value, u.value)))
-        .collect();
-    if pairs.is_empty() {
-        return None;
-    }
-    let n = pairs.len() as f64;
-    let harm_removed = pairs.iter().map(|(h, _)| ft_harm.value - h).sum::<f64>() / n;
-    let lost = pairs.iter().map(|(_, u)| ft_utility.value - u).sum::<f64>() / n;
-    let utility_lost = if utility.higher_is_more { lost } else { -lost };
-    Some(Removal { harm: harm_removed, utility: utility_lost, fractions: pairs.len() })
-}
-
-/// Per fine-tune: whether `orth` with the top-k alignment directions removes more harm per unit
-/// of utility lost than with the control kinds.
-pub fn selectivity_findings(summary: &Summary) -> Vec<String> {
-    let (Some(harm), Some(utility)) = (summary.harm_metric(), summary.utility_metric()) else {
-        return Vec::new();
-    };
-    let merges = summary.merges(&harm);
-    let kinds = summary.kinds(&merges);
-    let mut findings = Vec::new();
-    for ft in summary.finetunes(&merges) {
-        let Some(topk) = removal(summary, &ft, "topk", "orth", &harm, &utility) else {
-            continue;
-        };
-        let controls: Vec<(String, Removal)> = kinds
-            .iter()
-            .filter(|k| *k != "topk")
-            .filter_map(|k| removal(summary, &ft, k, "orth", &harm, &utility).map(|r| (k.clone(), r)))
-            .collect();
-        if controls.is_empty() {
-            continue;
-        }
-        let over = match topk.fractions {
-            1 => "at the one fraction measured".to_owned(),
-            n => format!("averaged over {n} fractions"),
-        };
-        let mut sentence = format!(
-            "Removing the top-k alignment directions (orth) from the {ft} fine-tune changes {}, {over}",
-            topk.describe(&harm, &utility)
-        );
-        for (kind, control) in &controls {
-            sentence.push_str(&format!(
-                "; with {} directions it changes {}",
-                kind_label(kind),
-                control.describe(&harm, &utility)
-            ));
-        }
-        let verdicts: Vec<String> =
-            controls.iter().map(|(kind, control)| verdict(&topk, control, &kind_label(kind))).collect();
-        sentence.push_str(&format!(". Top-k removes {}", verdicts.join("; it removes ")));
-        if let Some(width) = mean_half_width(&merges, &ft) {
-            sentence.push_str(&format!(
-                " (a single merge's 95% interval of {} spans about ±{})",
-                harm.label,
-                if harm.percent { format!("{} pp", fixed(width * 100.0, 1)) } else { fixed(width, 2) }
-            ));
-        }
-        sentence.push('.');
-        findings.push(sentence);
-    }
-    findings
-}
-
-/// How top-k compares with a control, completing "Top-k removes …".
-fn verdict(topk: &Removal, control: &Removal, control_label: &str) -> String {
-    let (a, b) = (topk.rank(), control.rank());
-    match (a.0, b.0) {
-        (0, 0) => format!("no harm, and neither does {control_label}"),
-        (0, _) => format!("no harm, unlike {control_label}"),
-        (_, 0) => format!("harm where {control_label} removes none"),
-        (2, 2) => format!("{} {control_label}, both at no utility cost", compared(a.1, b.1, "harm")),
-        (2, _) => format!("harm at no utility cost, unlike {control_label}"),
-        (_, 2) => format!(
-            "{} {control_label}, but at a utility cost where {control_label} has none",
-            compared(topk.harm, control.harm, "harm")
-        ),
-        _ => format!("{} {control_label}", compared(a.1, b.1, "harm per unit of utility lost")),
-    }
-}
-
-/// "more {what} than", "less {what} than" or "as much {what} as", as `a` compares with `b`.
-fn compared(a: f64, b: f64, what: &str) -> String {
-    match a.partial_cmp(&b) {
-        Some(std::cmp::Ordering::Greater) => format!("more {what} than"),
-        Some(std::cmp::Ordering::Less) => format!("less {what} than"),
-        _ => format!("as much {what} as"),
-    }
-}
-
-fn mean_half_width(merges: &[(MergeSpec, &EvalSummary)], ft: &str) -> Option<f64> {
-    let widths: Vec<f64> =
-        merges.iter().filter(|(m, _)| m.finetune == ft).map(|(_, r)| (r.ci_high - r.ci_low) / 2.0).collect();
-    (!widths.is_empty()).then(|| widths.iter().sum::<f64>() / widths.len() as f64)
-}
-
-/// Per fine-tune: whether harm and utility of its merges move together (the paper: same and orth
-/// trade one for the other in lock-step), as the Pearson correlation over all its merges.
-pub fn lockstep_findings(summary: &Summary) -> Vec<String> {
-    let (Some(harm), Some(utility)) = (summary.harm_metric(), summary.utility_metric()) else {
-        return Vec::new();
-    };
-    let merges = summary.merges(&harm);
-    let mut findings = Vec::new();
-    for ft in summary.finetunes(&merges) {
-        let pairs: Vec<(f64, f64)> = merges
-            .iter()
-            .filter(|(m, _)| m.finetune == ft)
-            .filter_map(|(_, h)| summary.get(&h.checkpoint, &utility).map(|u| (h.value, u.value)))
-            .collect();
-        let Some(r) = pearson(&pairs) else {
-            continue;
-        };
-        let r = if utility.higher_is_more { r } else { -r };
-        let verdict = if r >= 0.5 {
-            "rise and fall together: the directions that carry harm carry utility too"
-        } else if r > 0.0 {
-            "move together only weakly"
-        } else if r > -0.5 {
-            "do not move together"
-        } else {
-            "move in opposite directions: the merges that keep more harm keep less utility"
-        };
-        findings.push(format!(
-            "Across the {} merges of the {ft} fine-tune, harm and utility {verdict} (Pearson r = {} between {} and {}{}).",
-            pairs.len(),
-            fixed(r, 2),
-            harm.label,
-            if utility.higher_is_more { "" } else { "minus " },
-            utility.label
-        ));
-    }
-    findings
-}
-
-/// The Pearson correlation of the pairs; `None` for fewer than three or a constant variable.
-fn pearson(pairs: &[(f64, f64)]) -> Option<f64> {
-    if pairs.len() < 3 {
-        return None;
-    }
-    let n = pairs.len() as f64;
-    let (mx, my) = (pairs.iter().map(|p| p.0).sum::<f64>() / n, pairs.iter().map(|p| p.1).sum::<f64>() / n);
-    let sxy: f64 = pairs.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = pairs.iter().map(|(x, _)| (x - mx).powi(2)).sum();
-    let syy: f64 = pairs.iter().map(|(_, y)| (y - my).powi(2)).sum();
-    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
 #[cfg(test)]
@@ -759,77 +529,15 @@ mod tests {
         let findings = model_findings(&study(&pipeline, (0.2, 0.1), (0.1, 0.1)));
         assert_eq!(
             findings[0],
-            "The aligned model refuses 95.0% (95% CI 90.0-100.0%) of held-out harmful requests, more than base (10.0%) \
-             and more than the harmful fine-tune (5.0%). It answers 96.0% of benign requests phrased with alarming \
-             words (refuses 4.0%)."
+            "The aligned model refuses 95.0% (95% CI 90.0-100.0%) of held-out harmful requests (base 10.0% (95% CI \
+             5.0-15.0%) and the harmful fine-tune 5.0% (95% CI 0.0-10.0%)). It answers 96.0% of benign requests \
+             phrased with alarming words (refuses 4.0% (95% CI 0.0-9.0%))."
         );
         assert_eq!(
             findings[1],
-            "The useful fine-tune raises utility: accuracy 45.0% (95% CI 40.0-50.0%) against 30.0% for the aligned \
-             model (+15.0 pp)."
+            "Utility (accuracy): the useful fine-tune 45.0% (95% CI 40.0-50.0%), the aligned model 30.0% (95% CI \
+             25.0-35.0%)."
         );
-    }
-
-    #[test]
-    fn selectivity_finding_flips_with_the_data() {
-        let pipeline = Pipeline::parse("name = \"t\"").unwrap();
-        let selective = selectivity_findings(&study(&pipeline, (0.3, 0.1), (0.1, 0.1)));
-        assert_eq!(selective.len(), 1);
-        assert!(
-            selective[0].contains("Top-k removes more harm per unit of utility lost than random Gaussian"),
-            "{}",
-            selective[0]
-        );
-        assert!(
-            selective[0].contains("attack success rate by -30.0 pp and accuracy by -10.0 pp, so it removes 3.00 units of harm per unit"),
-            "{}",
-            selective[0]
-        );
-        let not_selective = selectivity_findings(&study(&pipeline, (0.1, 0.1), (0.3, 0.1)));
-        assert!(
-            not_selective[0].contains("Top-k removes less harm per unit of utility lost than random Gaussian"),
-            "{}",
-            not_selective[0]
-        );
-        let free = selectivity_findings(&study(&pipeline, (0.1, 0.0), (0.3, 0.1)));
-        assert!(free[0].contains("so it removes harm at no utility cost"), "{}", free[0]);
-        assert!(free[0].contains("Top-k removes harm at no utility cost, unlike random Gaussian"), "{}", free[0]);
-        let both_free = selectivity_findings(&study(&pipeline, (0.1, 0.0), (0.3, -0.1)));
-        assert!(
-            both_free[0].contains("Top-k removes less harm than random Gaussian, both at no utility cost"),
-            "{}",
-            both_free[0]
-        );
-        let costly = selectivity_findings(&study(&pipeline, (0.3, 0.1), (0.1, 0.0)));
-        let expected = "Top-k removes more harm than random Gaussian, but at a utility cost where random Gaussian has none";
-        assert!(costly[0].contains(expected), "{}", costly[0]);
-        let even = selectivity_findings(&study(&pipeline, (0.1, 0.0), (0.1, -0.1)));
-        assert!(even[0].contains("Top-k removes as much harm as random Gaussian, both at no utility cost"), "{}", even[0]);
-        assert!(even[0].contains("averaged over 3 fractions"), "{}", even[0]);
-        let mut one_fraction = study(&pipeline, (0.1, 0.0), (0.1, -0.1));
-        one_fraction.rows.retain(|r| !r.checkpoint.ends_with(":0.25") && !r.checkpoint.ends_with(":0.75"));
-        let one = selectivity_findings(&one_fraction);
-        assert!(one[0].contains("so it removes harm at no utility cost, at the one fraction measured;"), "{}", one[0]);
-        let none = selectivity_findings(&study(&pipeline, (-0.1, 0.1), (0.3, 0.1)));
-        assert!(
-            none[0].contains("so it removes no harm")
-                && none[0].contains("Top-k removes no harm, unlike random Gaussian"),
-            "{}",
-            none[0]
-        );
-    }
-
-    #[test]
-    fn lockstep_finding_follows_the_correlation() {
-        let pipeline = Pipeline::parse("name = \"t\"").unwrap();
-        let together = lockstep_findings(&study(&pipeline, (0.3, 0.1), (0.2, 0.07)));
-        assert!(
-            together[0].contains("rise and fall together") && together[0].contains("Pearson r = 1.00"),
-            "{}",
-            together[0]
-        );
-        let opposite = lockstep_findings(&study(&pipeline, (0.3, -0.1), (0.2, -0.07)));
-        assert!(opposite[0].contains("move in opposite directions") && opposite[0].contains("r = -1.00"), "{}", opposite[0]);
     }
 
     #[test]
@@ -857,7 +565,7 @@ mod tests {
     fn tables_list_checkpoints_in_report_order_with_intervals() {
         let pipeline = Pipeline::parse("name = \"t\"").unwrap();
         let summary = study(&pipeline, (0.3, 0.1), (0.1, 0.1));
-        let section = tables_section(Some(&summary));
+        let section = tables_section(Some(&summary), None);
         let Block::Table(harmful) = &section.blocks[1] else { panic!("expected a table") };
         assert_eq!(harmful.header, vec!["checkpoint", "refusal_rate (%)", "attack_success_rate (%)", "items"]);
         assert_eq!(harmful.rows[0], vec!["base", "10.0 [5.0, 15.0]", "", "100"]);

@@ -21,6 +21,7 @@
 //! ```
 
 mod activation;
+mod comparisons;
 mod document;
 mod evaluation;
 mod figure;
@@ -39,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use entangle_artifacts::{
-    replace_dir_atomic, stage_version, write_atomic, ActivationMso, EvalSummary, Manifest, ProjectionDiagnostic,
+    replace_dir_atomic, stage_version, write_atomic, ActivationMso, EvalResponse, EvalSummary, Manifest, ProjectionDiagnostic,
     ProjectionPerTensor, RunDir, Stage, StageVersion, UpdateMso,
 };
 use entangle_pipeline::Pipeline;
@@ -66,7 +67,7 @@ pub struct Options {
 pub use entangle_artifacts::Outcome;
 
 /// The code version of stage `report`: bump `algorithm` when the report would change.
-const VERSION: StageVersion = stage_version!(1);
+const VERSION: StageVersion = stage_version!(2);
 
 /// What the report's output depends on besides its input files and code.
 #[derive(Serialize)]
@@ -107,6 +108,7 @@ fn input_paths(run: &RunDir, pipeline: &Pipeline) -> Vec<PathBuf> {
         run.projection_diagnostics(),
         run.projection_per_tensor(),
         run.eval_summary(),
+        run.eval_responses(),
         run.update_mso(),
         run.activation_mso(),
     ]);
@@ -116,6 +118,7 @@ fn input_paths(run: &RunDir, pipeline: &Pipeline) -> Vec<PathBuf> {
 /// The report of `run`, from whichever of its tables exist.
 pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
     let summary = load::<EvalSummary>(&run.eval_summary())?.map(|rows| evaluation::Summary { rows, pipeline });
+    let responses = load::<EvalResponse>(&run.eval_responses())?.map(|rows| comparisons::Responses::of(&rows));
     let updates = load::<UpdateMso>(&run.update_mso())?.map(|rows| update::Overlaps::of(&rows)).transpose()?;
     let activations = load::<ActivationMso>(&run.activation_mso())?
         .map(|rows| activation::Overlaps::of(&rows, &pipeline.capture.models))
@@ -131,8 +134,9 @@ pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
     match &summary {
         Some(summary) => {
             findings.extend(evaluation::model_findings(summary));
-            findings.extend(evaluation::selectivity_findings(summary));
-            findings.extend(evaluation::lockstep_findings(summary));
+            if let Some(responses) = &responses {
+                findings.extend(comparisons::findings(summary, responses));
+            }
         }
         None => unknown.push("harmfulness and utility (eval/summary.parquet)"),
     }
@@ -175,7 +179,7 @@ pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
         activation::section(activations.as_ref()),
         projection_section,
         training::section(&training, pipeline),
-        evaluation::tables_section(summary.as_ref()),
+        evaluation::tables_section(summary.as_ref(), responses.as_ref()),
     ];
     Ok(Report { title: format!("entangle report: {}", pipeline.name), sections })
 }
@@ -204,7 +208,7 @@ pub fn write(dir: &Path, report: &Report, png: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use entangle_artifacts::{write_table, LossPoint};
+    use entangle_artifacts::{write_table, EvalResponse, LossPoint};
 
     const PIPELINE: &str = r#"
 name = "test"
@@ -272,6 +276,38 @@ models = ["aligned"]
             }
         }
         write_table(&run.eval_summary(), &rows).unwrap();
+        write_table(&run.eval_responses(), &responses(&rows)).unwrap();
+    }
+
+    /// Response rows that give each checkpoint the summary's attack success rate and accuracy
+    /// on 100 prompts, the first ones complying (or correct), so that paired differences between
+    /// checkpoints equal the differences of their rates.
+    fn responses(summary: &[EvalSummary]) -> Vec<EvalResponse> {
+        let mut rows = Vec::new();
+        for row in summary.iter().filter(|r| r.metric == "attack_success_rate" || r.metric == "accuracy") {
+            let hits = (row.value * 100.0).round() as usize;
+            for i in 0..100 {
+                let utility = row.metric == "accuracy";
+                rows.push(EvalResponse {
+                    checkpoint: row.checkpoint.clone(),
+                    benchmark: row.benchmark.clone(),
+                    item: format!("{}-{i}", row.benchmark),
+                    prompt: String::new(),
+                    response: "text".into(),
+                    stop_reason: "eos".into(),
+                    judge: "keyword".into(),
+                    score: None,
+                    judge_raw: None,
+                    guard_unsafe: None,
+                    refused: !utility && i >= hits,
+                    degenerate: false,
+                    correct: utility.then_some(i < hits),
+                    correct_strict: utility.then_some(i < hits),
+                    answer_nll: None,
+                });
+            }
+        }
+        rows
     }
 
     fn write_other_tables(run: &RunDir) {
@@ -444,8 +480,11 @@ models = ["aligned"]
         }
         assert!(!html.contains("class=\"missing\""), "nothing is missing:\n{html}");
         for needle in [
-            "The aligned model refuses 96.0% (95% CI 92.0-100.0%) of held-out harmful requests, more than base (20.0%)",
-            "Top-k removes more harm per unit of utility lost than random Gaussian",
+            "The aligned model refuses 96.0% (95% CI 92.0-100.0%) of held-out harmful requests (base 20.0%",
+            "Orth merges of the harmful fine-tune with the top-k of alignment directions, against random Gaussian directions, \
+             paired by prompt and averaged over 2 fraction(s): attack success rate -15.0 pp (95% CI",
+            "pp): lower with top-k of alignment",
+            "Paired differences: each merge minus what it is compared with",
             "overlap more than random subspaces of the same sizes at 3 of 3 energy fractions",
             "In aligned, the activation subspaces of useful and harmful prompts overlap with MSO 0.57",
             "At f = 0.50, the top-k alignment directions hold 80.0% of the harmful update's energy",
@@ -462,10 +501,14 @@ models = ["aligned"]
         write_summary(&run, &Shape { topk: (0.2, 0.1), random: (0.6, 0.1) });
         let pipeline = Pipeline::load_from_run(&run).unwrap();
         let text = build(&run, &pipeline).unwrap().markdown();
-        assert!(text.contains("Top-k removes less harm per unit of utility lost than random Gaussian"), "{text}");
+        assert!(text.contains("against random Gaussian directions, paired by prompt and averaged over 2 fraction(s): attack success rate +15.0 pp"), "{text}");
+        assert!(text.contains("higher with top-k of alignment"), "{text}");
         write_summary(&run, &Shape { topk: (0.6, 0.1), random: (0.2, 0.1) });
         let text = build(&run, &pipeline).unwrap().markdown();
-        assert!(text.contains("Top-k removes more harm per unit of utility lost than random Gaussian"), "{text}");
+        assert!(text.contains("lower with top-k of alignment"), "{text}");
+        write_summary(&run, &Shape { topk: (0.2, 0.1), random: (0.2, 0.1) });
+        let text = build(&run, &pipeline).unwrap().markdown();
+        assert!(text.contains("attack success rate 0.0 pp (95% CI 0.0 to 0.0 pp): no detectable difference"), "{text}");
     }
 
     #[test]
