@@ -60,37 +60,52 @@ impl Benchmark {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask bench <model | train | subspace | eval | all> [--threads N]";
+/// What `cargo xtask bench` measures: one benchmark or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Selection {
+    /// Model forward pass and generation.
+    Model,
+    /// Training.
+    Train,
+    /// The projection and MSO sweep.
+    Subspace,
+    /// An evaluation pass.
+    Eval,
+    /// Every benchmark in turn.
+    All,
+}
 
 /// Options of `cargo xtask bench`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct Options {
-    pub benchmarks: Vec<Benchmark>,
-    /// Threads of both sides; default: the number of cores.
-    pub threads: usize,
+    /// The benchmark to run.
+    #[arg(value_enum)]
+    pub selection: Selection,
+    /// Threads of both sides [default: the number of cores].
+    #[arg(long, value_parser = positive_count)]
+    pub threads: Option<usize>,
 }
 
 impl Options {
-    pub fn parse(args: &[String]) -> Result<Options> {
-        let mut benchmarks = None;
-        let mut threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--threads" => {
-                    let value = args.next().context("--threads needs a value")?;
-                    threads = value.parse().ok().filter(|&n| n > 0).with_context(|| format!("--threads: `{value}` is not a positive count"))?;
-                }
-                "all" if benchmarks.is_none() => benchmarks = Some(Benchmark::ALL.to_vec()),
-                name if benchmarks.is_none() => {
-                    let benchmark = Benchmark::ALL.into_iter().find(|b| b.name() == name);
-                    benchmarks = Some(vec![benchmark.with_context(|| format!("unknown benchmark `{name}`; {USAGE}"))?]);
-                }
-                other => bail!("unexpected argument `{other}`; {USAGE}"),
-            }
+    /// The benchmarks selected, in order.
+    fn benchmarks(&self) -> Vec<Benchmark> {
+        match self.selection {
+            Selection::Model => vec![Benchmark::Model],
+            Selection::Train => vec![Benchmark::Train],
+            Selection::Subspace => vec![Benchmark::Subspace],
+            Selection::Eval => vec![Benchmark::Eval],
+            Selection::All => Benchmark::ALL.to_vec(),
         }
-        Ok(Options { benchmarks: benchmarks.context(USAGE)?, threads })
     }
+
+    /// The thread count of both sides.
+    fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+}
+
+fn positive_count(text: &str) -> Result<usize, String> {
+    text.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| format!("`{text}` is not a positive count"))
 }
 
 /// Runs `cargo xtask bench` from the workspace `root`.
@@ -100,9 +115,10 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
     let python = baseline_python()?;
     let out = root.join("target").join("bench");
     let inputs = ensure_inputs(root, &python, &out)?;
-    let runner = Runner { root, bin_dir, python, inputs, out: out.clone(), threads: options.threads };
-    for &benchmark in &options.benchmarks {
-        println!("==> bench {} (--threads {})", benchmark.name(), options.threads);
+    let threads = options.threads();
+    let runner = Runner { root, bin_dir, python, inputs, out: out.clone(), threads };
+    for benchmark in options.benchmarks() {
+        println!("==> bench {} (--threads {threads})", benchmark.name());
         let report = match benchmark {
             Benchmark::Model => model(&runner)?,
             Benchmark::Train => train(&runner)?,
@@ -113,7 +129,7 @@ pub fn bench(root: &Path, options: &Options) -> Result<()> {
         let path = out.join(format!("{}.json", benchmark.name()));
         let json = json!({
             "benchmark": benchmark.name(),
-            "threads": options.threads,
+            "threads": threads,
             "rows": report.rows.iter().map(Row::to_json).collect::<Vec<_>>(),
             "entangle": report.entangle.iter().map(Measured::to_json).collect::<Vec<_>>(),
             "baseline": report.baseline.to_json(),
@@ -435,18 +451,25 @@ fn modified(path: &Path) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Options> {
-        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    /// The options of `cargo xtask bench ARGS…`.
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        let args: Vec<&str> = std::iter::once("bench").chain(args.iter().copied()).collect();
+        match crate::tests::parse(&args)? {
+            crate::Command::Bench(options) => Ok(options),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]
     fn options_name_benchmarks_and_threads() {
-        assert_eq!(parse(&["model", "--threads", "3"]).unwrap(), Options { benchmarks: vec![Benchmark::Model], threads: 3 });
-        assert_eq!(parse(&["all"]).unwrap().benchmarks, Benchmark::ALL);
-        assert!(parse(&[]).unwrap_err().to_string().starts_with("usage"));
-        assert!(parse(&["nope"]).unwrap_err().to_string().contains("unknown benchmark `nope`"));
-        assert!(parse(&["model", "eval"]).unwrap_err().to_string().contains("unexpected argument `eval`"));
-        assert!(parse(&["model", "--threads", "0"]).is_err());
+        let model = parse(&["model", "--threads=3"]).unwrap();
+        assert_eq!((model.benchmarks(), model.threads()), (vec![Benchmark::Model], 3));
+        assert_eq!(parse(&["all"]).unwrap().benchmarks(), Benchmark::ALL);
+        assert!(parse(&["all"]).unwrap().threads() >= 1);
+        assert!(parse(&[]).unwrap_err().to_string().contains("required"));
+        assert!(parse(&["nope"]).unwrap_err().to_string().contains("invalid value 'nope'"));
+        assert!(parse(&["model", "eval"]).unwrap_err().to_string().contains("unexpected argument 'eval'"));
+        assert!(parse(&["model", "--threads", "0"]).unwrap_err().to_string().contains("`0` is not a positive count"));
     }
 
     #[test]

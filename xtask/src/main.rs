@@ -15,22 +15,38 @@ mod test;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <setup | test | reproduce | bench>";
+use clap::{Parser, Subcommand};
+
+/// The project's own commands: libtorch set-up, the test gate, the study and the benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Provide the libtorch tch 0.24 builds against (a user's LIBTORCH, else the torch 2.11.0
+    /// wheel in a cached venv).
+    Setup,
+    /// Set up, build every test and stage binary, check their links, and run every test (what
+    /// CI runs).
+    Test,
+    /// Run the study of a pipeline file into a run directory, stage by stage.
+    Reproduce(reproduce::Options),
+    /// Measure entangle against the Python/transformers baselines.
+    Bench(bench::Options),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("setup") => setup::setup(&repo_root()).map(|_| ()),
-        Some("test") => test::test(&repo_root()),
-        Some("reproduce") => reproduce::Options::parse(&args[1..])
-            .and_then(|options| reproduce::reproduce(&repo_root(), &options)),
-        Some("bench") => bench::Options::parse(&args[1..]).and_then(|options| bench::bench(&repo_root(), &options)),
-        Some("-h" | "--help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`; {USAGE}")),
-        None => Err(anyhow::anyhow!("{USAGE}")),
+    let cli = Cli::parse();
+    let root = repo_root();
+    let result = match &cli.command {
+        Command::Setup => setup::setup(&root).map(|_| ()),
+        Command::Test => test::test(&root),
+        Command::Reproduce(options) => reproduce::reproduce(&root, options),
+        Command::Bench(options) => bench::bench(&root, options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,4 +63,23 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `cargo xtask ARGS…` as the binary does.
+    pub(crate) fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|cli| cli.command)
+    }
+
+    #[test]
+    fn every_command_answers_help() {
+        for command in [&["--help"][..], &["reproduce", "--help"], &["bench", "--help"], &["test", "--help"], &["setup", "--help"]] {
+            let err = parse(command).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{command:?}");
+        }
+        assert!(parse(&["frobnicate"]).is_err());
+    }
 }

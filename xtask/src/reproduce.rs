@@ -14,56 +14,33 @@ use anyhow::{bail, Context, Result};
 use entangle_artifacts::{write_atomic, RunDir, RunLock, RUN_LOCK_HOLDER_ENV};
 use entangle_pipeline::{Pipeline, TrainKind};
 
-/// Options of `cargo xtask reproduce`.
-#[derive(Debug, Clone, PartialEq)]
+/// Options of `cargo xtask reproduce`. Paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct Options {
-    pub pipeline: PathBuf,
+    /// The pipeline file [default: the repository's pipelines/tiny.toml].
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+    /// The run directory [default: the repository's runs/<pipeline name>].
+    #[arg(long, value_name = "DIR")]
     pub run: Option<PathBuf>,
+    /// Rerun this stage and every later one.
+    #[arg(long, value_name = "STAGE", conflicts_with = "only")]
     pub from: Option<String>,
+    /// Run only this stage, forced.
+    #[arg(long, value_name = "STAGE")]
     pub only: Option<String>,
+    /// Validate the pipeline and print its stages without running them.
+    #[arg(long)]
     pub dry_run: bool,
     /// Build the stage binaries with the release profile instead of the dev profile that the
     /// tests share (dependencies are optimised in both; release also optimises our crates fully
     /// but compiles everything a second time).
+    #[arg(long)]
     pub release: bool,
     /// Run the stage binaries already built instead of setting up and building first (the
     /// end-to-end tests, which `cargo xtask test` builds for).
+    #[arg(long)]
     pub no_build: bool,
-}
-
-impl Options {
-    pub fn parse(args: &[String]) -> Result<Options> {
-        let mut options = Options {
-            pipeline: PathBuf::from("pipelines/tiny.toml"),
-            run: None,
-            from: None,
-            only: None,
-            dry_run: false,
-            release: false,
-            no_build: false,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-            match arg.as_str() {
-                "--pipeline" => options.pipeline = PathBuf::from(value()?),
-                "--run" => options.run = Some(PathBuf::from(value()?)),
-                "--from" => options.from = Some(value()?.clone()),
-                "--only" => options.only = Some(value()?.clone()),
-                "--dry-run" => options.dry_run = true,
-                "--release" => options.release = true,
-                "--no-build" => options.no_build = true,
-                other => bail!(
-                    "unknown option `{other}`; usage: cargo xtask reproduce [--pipeline FILE] [--run DIR] \
-                     [--from STAGE] [--only STAGE] [--dry-run] [--release] [--no-build]"
-                ),
-            }
-        }
-        if options.from.is_some() && options.only.is_some() {
-            bail!("--from and --only exclude each other");
-        }
-        Ok(options)
-    }
 }
 
 /// One stage: a binary of the workspace and its arguments after `--run DIR`.
@@ -124,12 +101,15 @@ fn training_order(pipeline: &Pipeline) -> Result<Vec<String>> {
     Ok(order)
 }
 
-/// Runs `cargo xtask reproduce` from the workspace `root`.
+/// Runs `cargo xtask reproduce` for the workspace `root`.
 pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
-    let pipeline_path = root.join(&options.pipeline);
+    let pipeline_path = match &options.pipeline {
+        Some(path) => std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?,
+        None => root.join("pipelines").join("tiny.toml"),
+    };
     let pipeline = Pipeline::load(&pipeline_path)?;
     let run_root = match &options.run {
-        Some(run) => root.join(run),
+        Some(run) => std::path::absolute(run).with_context(|| format!("resolving {}", run.display()))?,
         None => root.join("runs").join(&pipeline.name),
     };
     let stages = selected(plan(&pipeline)?, options)?;
@@ -157,7 +137,7 @@ pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
                 "stage {} failed after {:.0} s; fix the cause, then resume with `cargo xtask reproduce --pipeline {} --run {} --from {}`",
                 stage.name,
                 started.elapsed().as_secs_f64(),
-                options.pipeline.display(),
+                pipeline_path.display(),
                 run_root.display(),
                 stage.name
             )
@@ -301,8 +281,17 @@ architecture = { model_type = "llama" }
             .collect()
     }
 
+    /// The options of `cargo xtask reproduce ARGS…`.
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        let args: Vec<&str> = std::iter::once("reproduce").chain(args.iter().copied()).collect();
+        match crate::tests::parse(&args)? {
+            crate::Command::Reproduce(options) => Ok(options),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
     fn options(args: &[&str]) -> Options {
-        Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>()).unwrap()
+        parse(args).unwrap()
     }
 
     #[test]
@@ -348,10 +337,17 @@ architecture = { model_type = "llama" }
 
     #[test]
     fn bad_flags_are_rejected() {
-        let parse = |args: &[&str]| Options::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
-        assert!(parse(&["--from", "a", "--only", "b"]).is_err());
-        assert!(parse(&["--pipeline"]).unwrap_err().to_string().contains("--pipeline needs a value"));
-        assert!(parse(&["--bogus"]).unwrap_err().to_string().contains("unknown option `--bogus`"));
+        assert!(parse(&["--from", "a", "--only", "b"]).unwrap_err().to_string().contains("cannot be used with"));
+        assert!(parse(&["--pipeline"]).unwrap_err().to_string().contains("a value is required for '--pipeline <FILE>'"));
+        assert!(parse(&["--bogus"]).unwrap_err().to_string().contains("unexpected argument '--bogus'"));
+    }
+
+    #[test]
+    fn flags_take_values_either_way_and_paths_stay_as_given() {
+        let options = options(&["--pipeline=pipelines/smoke.toml", "--run", "out/x", "--dry-run"]);
+        assert_eq!(options.pipeline.as_deref(), Some(Path::new("pipelines/smoke.toml")));
+        assert_eq!(options.run.as_deref(), Some(Path::new("out/x")));
+        assert!(options.dry_run && !options.release);
     }
 
     /// The paper pipelines: base and aligned come from the hub.
