@@ -237,7 +237,9 @@ impl Overlaps {
                 let verdict = if share >= CLOSE {
                     "close to the control: harmful prompts do not occupy a subspace of their own"
                 } else {
-                    "well below the control: by this measure harmful prompts occupy directions useful prompts do not"
+                    "well below the control: these harmful and useful prompts occupy different directions, but the two \
+                     sets differ in topic and form as well as in intent, so this does not show a subspace of harmful \
+                     intent"
                 };
                 let mut sentence = format!(
                     "In {model}, the activation subspaces of useful and harmful prompts overlap with MSO {} (mean over \
