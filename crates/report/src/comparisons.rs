@@ -226,13 +226,14 @@ pub fn table(summary: &Summary, responses: &Responses) -> Option<Table> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use entangle_artifacts::{EvalResponse, EvalSummary};
     use entangle_pipeline::Pipeline;
 
     use super::*;
 
-    fn response(checkpoint: &str, benchmark: &str, item: usize, refused: bool, correct: Option<bool>) -> EvalResponse {
+    /// A response row of a keyword-judged checkpoint on item `item` of `benchmark`.
+    pub(crate) fn response(checkpoint: &str, benchmark: &str, item: usize, refused: bool, correct: Option<bool>) -> EvalResponse {
         EvalResponse {
             checkpoint: checkpoint.into(),
             benchmark: benchmark.into(),

@@ -288,23 +288,7 @@ models = ["aligned"]
             let hits = (row.value * 100.0).round() as usize;
             for i in 0..100 {
                 let utility = row.metric == "accuracy";
-                rows.push(EvalResponse {
-                    checkpoint: row.checkpoint.clone(),
-                    benchmark: row.benchmark.clone(),
-                    item: format!("{}-{i}", row.benchmark),
-                    prompt: String::new(),
-                    response: "text".into(),
-                    stop_reason: "eos".into(),
-                    judge: "keyword".into(),
-                    score: None,
-                    judge_raw: None,
-                    guard_unsafe: None,
-                    refused: !utility && i >= hits,
-                    degenerate: false,
-                    correct: utility.then_some(i < hits),
-                    correct_strict: utility.then_some(i < hits),
-                    answer_nll: None,
-                });
+                rows.push(comparisons::tests::response(&row.checkpoint, &row.benchmark, i, !utility && i >= hits, utility.then_some(i < hits)));
             }
         }
         rows
