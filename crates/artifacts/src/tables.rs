@@ -60,13 +60,13 @@ crate::table! {
     /// fraction; sums over every floating tensor of the model (METHOD.md, experiment 1).
     pub struct ProjectionDiagnostic {
         /// Fine-tune whose update T = W_ft − W_aligned is projected.
-        pub ft: String,
+        pub finetune: String,
         /// Subspace kind: `topk`, `randomk` or `random`.
         pub kind: String,
         /// Merge method: `same`, `orth` or `opp`.
         pub method: String,
         /// Fraction f of each 2-D tensor's rank r; k = max(1, round(f·r)).
-        pub frac: f64,
+        pub fraction: f64,
         /// Σ‖kept‖² / Σ‖T‖², where kept is P (same), T − P (orth) or −P (opp).
         pub energy_kept: f64,
         /// Σ⟨T, kept⟩ / (√Σ‖T‖² · √Σ‖kept‖²); 0 when either is zero.
@@ -86,10 +86,10 @@ crate::table! {
     /// `projection/per_tensor.parquet`: the diagnostics of [`ProjectionDiagnostic`] for each
     /// floating tensor.
     pub struct ProjectionPerTensor {
-        pub ft: String,
+        pub finetune: String,
         pub kind: String,
         pub method: String,
-        pub frac: f64,
+        pub fraction: f64,
         /// Tensor name (Hugging Face key).
         pub tensor: String,
         /// Decoder layer index (`0`, `1`, …), or `embed`, `norm`, `head`, `other`.
@@ -283,12 +283,14 @@ crate::table! {
         /// Whether each set's activations were mean-centred before the SVD.
         pub centered: bool,
         pub energy_frac: f64,
-        pub k_u: u64,
-        pub k_h: u64,
+        /// Fewest directions of the pair's first set holding e of its energy.
+        pub k_first: u64,
+        /// The same for the pair's second set.
+        pub k_second: u64,
         /// Hidden size.
         pub d: u64,
         pub mso: f64,
-        /// max(k_u, k_h) / d.
+        /// max(k_first, k_second) / d.
         pub mso_random: f64,
         pub cos_mean: f64,
         pub cos_max: f64,

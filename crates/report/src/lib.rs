@@ -315,10 +315,10 @@ models = ["aligned"]
                     let inside = if kind == "topk" { 0.3 + frac } else { frac };
                     let kept = if method == "same" { inside } else { 1.0 - inside };
                     diagnostics.push(ProjectionDiagnostic {
-                        ft: "harmful".into(),
+                        finetune: "harmful".into(),
                         kind: kind.into(),
                         method: method.into(),
-                        frac,
+                        fraction: frac,
                         energy_kept: kept,
                         cos_task_kept: kept.sqrt(),
                         cos_task_align: 0.05,
@@ -328,10 +328,10 @@ models = ["aligned"]
                     });
                     for layer in ["0", "1"] {
                         per_tensor.push(ProjectionPerTensor {
-                            ft: "harmful".into(),
+                            finetune: "harmful".into(),
                             kind: kind.into(),
                             method: method.into(),
-                            frac,
+                            fraction: frac,
                             tensor: format!("model.layers.{layer}.mlp.up_proj.weight"),
                             layer: layer.into(),
                             k: Some(2),
@@ -386,8 +386,8 @@ models = ["aligned"]
                         layer,
                         centered: false,
                         energy_frac: e,
-                        k_u: 3,
-                        k_h: 3,
+                        k_first: 3,
+                        k_second: 3,
                         d: 64,
                         mso: mso + e / 10.0,
                         mso_random: 3.0 / 64.0,

@@ -34,9 +34,9 @@ fn sorted<'a>(rows: &'a [ProjectionDiagnostic], pipeline: &Pipeline) -> Vec<&'a 
     let methods: Vec<&str> = pipeline.projection.methods.iter().map(|m| m.name()).collect();
     let mut sorted: Vec<&ProjectionDiagnostic> = rows.iter().collect();
     sorted.sort_by(|a, b| {
-        (rank(&fts, &a.ft), &a.ft, rank(&KINDS, &a.kind), &a.kind, rank(&methods, &a.method), &a.method)
-            .cmp(&(rank(&fts, &b.ft), &b.ft, rank(&KINDS, &b.kind), &b.kind, rank(&methods, &b.method), &b.method))
-            .then(a.frac.total_cmp(&b.frac))
+        (rank(&fts, &a.finetune), &a.finetune, rank(&KINDS, &a.kind), &a.kind, rank(&methods, &a.method), &a.method)
+            .cmp(&(rank(&fts, &b.finetune), &b.finetune, rank(&KINDS, &b.kind), &b.kind, rank(&methods, &b.method), &b.method))
+            .then(a.fraction.total_cmp(&b.fraction))
     });
     sorted
 }
@@ -53,7 +53,7 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
 
 /// The middle fraction of those measured.
 fn middle_fraction(rows: &[&ProjectionDiagnostic]) -> Option<f64> {
-    let mut fractions: Vec<f64> = rows.iter().map(|r| r.frac).collect();
+    let mut fractions: Vec<f64> = rows.iter().map(|r| r.fraction).collect();
     fractions.sort_by(f64::total_cmp);
     fractions.dedup();
     fractions.get(fractions.len() / 2).copied()
@@ -66,7 +66,7 @@ fn energy_figure(rows: &[&ProjectionDiagnostic]) -> Option<Figure> {
     if same.is_empty() {
         return None;
     }
-    let fts = distinct(same.iter().map(|r| r.ft.as_str()));
+    let fts = distinct(same.iter().map(|r| r.finetune.as_str()));
     let kinds = distinct(same.iter().map(|r| r.kind.as_str()));
     let panels: Vec<Panel> = fts
         .iter()
@@ -84,8 +84,8 @@ fn energy_figure(rows: &[&ProjectionDiagnostic]) -> Option<Figure> {
                     marker: Marker::Circle,
                     points: same
                         .iter()
-                        .filter(|r| &r.ft == ft && &r.kind == kind)
-                        .map(|r| Point::new(r.frac, r.energy_kept * 100.0))
+                        .filter(|r| &r.finetune == ft && &r.kind == kind)
+                        .map(|r| Point::new(r.fraction, r.energy_kept * 100.0))
                         .collect(),
                 })
                 .filter(|s| !s.points.is_empty())
@@ -114,10 +114,10 @@ fn diagnostics_table(rows: &[&ProjectionDiagnostic]) -> Table {
             .iter()
             .map(|r| {
                 vec![
-                    r.ft.clone(),
+                    r.finetune.clone(),
                     r.kind.clone(),
                     r.method.clone(),
-                    fixed(r.frac, 2),
+                    fixed(r.fraction, 2),
                     fixed(r.energy_kept * 100.0, 1),
                     fixed(r.cos_task_kept, 3),
                     format!("{:.4e}", r.energy_removed),
@@ -128,16 +128,16 @@ fn diagnostics_table(rows: &[&ProjectionDiagnostic]) -> Table {
 }
 
 fn alignment_table(rows: &[&ProjectionDiagnostic]) -> Table {
-    let fts = distinct(rows.iter().map(|r| r.ft.as_str()));
+    let fts = distinct(rows.iter().map(|r| r.finetune.as_str()));
     Table {
         caption: "Each fine-tune's update T against the alignment update A".into(),
         header: ["fine-tune", "cos(T, A)", "||T||^2", "||A||^2"].map(String::from).to_vec(),
         rows: fts
             .iter()
-            .filter_map(|ft| rows.iter().find(|r| &r.ft == ft))
+            .filter_map(|ft| rows.iter().find(|r| &r.finetune == ft))
             .map(|r| {
                 vec![
-                    r.ft.clone(),
+                    r.finetune.clone(),
                     fixed(r.cos_task_align, 4),
                     format!("{:.4e}", r.task_energy),
                     format!("{:.4e}", r.align_energy),
@@ -163,24 +163,24 @@ fn layer_key(layer: &str) -> (usize, usize, String) {
 /// fraction `frac` (from the `same` rows: 1 − Σ‖T − P‖² / Σ‖T‖²), aggregated with polars.
 fn layer_table(rows: &[ProjectionPerTensor], frac: f64, fts: &[String]) -> Result<Option<Table>> {
     let keep: Vec<&ProjectionPerTensor> =
-        rows.iter().filter(|r| r.kind == "topk" && r.method == "same" && (r.frac - frac).abs() < 1e-9).collect();
+        rows.iter().filter(|r| r.kind == "topk" && r.method == "same" && (r.fraction - frac).abs() < 1e-9).collect();
     if keep.is_empty() {
         return Ok(None);
     }
     let frame = df!(
-        "ft" => keep.iter().map(|r| r.ft.as_str()).collect::<Vec<_>>(),
+        "finetune" => keep.iter().map(|r| r.finetune.as_str()).collect::<Vec<_>>(),
         "layer" => keep.iter().map(|r| r.layer.as_str()).collect::<Vec<_>>(),
         "removed" => keep.iter().map(|r| r.energy_removed).collect::<Vec<_>>(),
         "task" => keep.iter().map(|r| r.task_energy).collect::<Vec<_>>(),
     )?;
     let query = frame
         .lazy()
-        .group_by([col("ft"), col("layer")])
+        .group_by([col("finetune"), col("layer")])
         .agg([col("removed").sum(), col("task").sum()])
         .with_column((lit(1.0) - col("removed") / col("task")).alias("inside"));
     let shares = collect(query, "projection/per_tensor.parquet")?;
     let (ft, layer, inside, task) =
-        (strings(&shares, "ft")?, strings(&shares, "layer")?, floats(&shares, "inside")?, floats(&shares, "task")?);
+        (strings(&shares, "finetune")?, strings(&shares, "layer")?, floats(&shares, "inside")?, floats(&shares, "task")?);
     let mut layers = distinct(layer.iter().map(String::as_str));
     layers.sort_by_key(|l| layer_key(l));
     let columns: Vec<&String> = fts.iter().filter(|f| ft.contains(*f)).collect();
@@ -215,17 +215,17 @@ fn findings(rows: &[&ProjectionDiagnostic]) -> Vec<String> {
     let Some(frac) = middle_fraction(rows) else {
         return Vec::new();
     };
-    let at: Vec<&&ProjectionDiagnostic> = rows.iter().filter(|r| r.method == "same" && r.frac == frac).collect();
-    distinct(at.iter().map(|r| r.ft.as_str()))
+    let at: Vec<&&ProjectionDiagnostic> = rows.iter().filter(|r| r.method == "same" && r.fraction == frac).collect();
+    distinct(at.iter().map(|r| r.finetune.as_str()))
         .iter()
         .filter_map(|ft| {
-            let kept = |kind: &str| at.iter().find(|r| &r.ft == ft && r.kind == kind).map(|r| r.energy_kept);
+            let kept = |kind: &str| at.iter().find(|r| &r.finetune == ft && r.kind == kind).map(|r| r.energy_kept);
             let topk = kept("topk")?;
             let controls: Vec<String> = ["randomk", "random"]
                 .iter()
                 .filter_map(|kind| kept(kind).map(|v| format!("{} for {} directions", percent(v), kind_label(kind))))
                 .collect();
-            let cos = at.iter().find(|r| &r.ft == ft).map_or(0.0, |r| r.cos_task_align);
+            let cos = at.iter().find(|r| &r.finetune == ft).map_or(0.0, |r| r.cos_task_align);
             let mut sentence = format!(
                 "At f = {}, the top-k alignment directions hold {} of the {ft} update's energy",
                 fixed(frac, 2),
@@ -270,7 +270,7 @@ pub fn section(
     }
     section.push(Block::Table(alignment_table(&rows)));
     section.push(Block::Table(diagnostics_table(&rows)));
-    let fts = distinct(rows.iter().map(|r| r.ft.as_str()));
+    let fts = distinct(rows.iter().map(|r| r.finetune.as_str()));
     match (per_tensor, middle_fraction(&rows)) {
         (Some(per_tensor), Some(frac)) => {
             if let Some(table) = layer_table(per_tensor, frac, &fts)? {
@@ -291,10 +291,10 @@ mod tests {
 
     fn diagnostic(ft: &str, kind: &str, method: &str, frac: f64, kept: f64) -> ProjectionDiagnostic {
         ProjectionDiagnostic {
-            ft: ft.into(),
+            finetune: ft.into(),
             kind: kind.into(),
             method: method.into(),
-            frac,
+            fraction: frac,
             energy_kept: kept,
             cos_task_kept: kept.sqrt(),
             cos_task_align: 0.125,
@@ -306,10 +306,10 @@ mod tests {
 
     fn tensor(ft: &str, layer: &str, removed: f64, task: f64) -> ProjectionPerTensor {
         ProjectionPerTensor {
-            ft: ft.into(),
+            finetune: ft.into(),
             kind: "topk".into(),
             method: "same".into(),
-            frac: 0.5,
+            fraction: 0.5,
             tensor: format!("model.layers.{layer}.mlp.up_proj.weight"),
             layer: layer.into(),
             k: Some(4),

@@ -81,7 +81,7 @@ pub fn run(run: &RunDir, options: &ProjectOptions) -> Result<Outcome> {
 }
 
 /// The code version of stage `project`: bump `algorithm` when its tables would change.
-const VERSION: StageVersion = stage_version!(2);
+const VERSION: StageVersion = stage_version!(3);
 
 /// The pipeline's `[projection]` section with `--svd` applied.
 pub(crate) fn projection_config(pipeline: &Pipeline, svd: Option<SvdMode>) -> ProjectionConfig {
@@ -181,10 +181,10 @@ impl Sweep<'_> {
                             kept_totals[combination].add(&kept);
                             combination += 1;
                             per_tensor.push(ProjectionPerTensor {
-                                ft: self.config.finetunes[f].clone(),
+                                finetune: self.config.finetunes[f].clone(),
                                 kind: kind.name().to_owned(),
                                 method: method.name().to_owned(),
-                                frac,
+                                fraction: frac,
                                 tensor: name.clone(),
                                 layer: layer.clone(),
                                 k: p.k.map(|k| k as u64),
@@ -209,10 +209,10 @@ impl Sweep<'_> {
                 for method in &self.config.methods {
                     for (&frac, kept) in self.config.fractions.iter().zip(kept_totals.by_ref()) {
                         summary.push(ProjectionDiagnostic {
-                            ft: ft.clone(),
+                            finetune: ft.clone(),
                             kind: kind.name().to_owned(),
                             method: method.name().to_owned(),
-                            frac,
+                            fraction: frac,
                             energy_kept: ratio(kept.energy, task_energy),
                             cos_task_kept: cosine(kept.task_dot, task_energy, kept.energy),
                             cos_task_align: cosine(task_align, task_energy, align_total),
@@ -410,19 +410,19 @@ mod tests {
         assert_eq!(per_tensor.len(), summary.len() * TENSORS.len());
 
         let find = |ft: &str, kind: &str, method: &str, frac: f64| {
-            summary.iter().find(|r| r.ft == ft && r.kind == kind && r.method == method && r.frac == frac).unwrap()
+            summary.iter().find(|r| r.finetune == ft && r.kind == kind && r.method == method && r.fraction == frac).unwrap()
         };
         for row in &summary {
             assert!((0.0..=1.0).contains(&row.energy_kept), "{row:?}");
             assert!((-1.0..=1.0).contains(&row.cos_task_kept) && (-1.0..=1.0).contains(&row.cos_task_align), "{row:?}");
             assert!(row.task_energy > 0.0 && row.align_energy > 0.0 && row.energy_removed >= 0.0, "{row:?}");
-            let same = find(&row.ft, &row.kind, "same", row.frac);
-            let orth = find(&row.ft, &row.kind, "orth", row.frac);
+            let same = find(&row.finetune, &row.kind, "same", row.fraction);
+            let orth = find(&row.finetune, &row.kind, "orth", row.fraction);
             assert!((same.energy_kept + orth.energy_kept - 1.0).abs() < 1e-9, "{same:?} {orth:?}");
-            assert_eq!(row.cos_task_align, find(&row.ft, "topk", "same", 0.25).cos_task_align);
+            assert_eq!(row.cos_task_align, find(&row.finetune, "topk", "same", 0.25).cos_task_align);
             let tensors: Vec<_> = per_tensor
                 .iter()
-                .filter(|t| t.ft == row.ft && t.kind == row.kind && t.method == row.method && t.frac == row.frac)
+                .filter(|t| t.finetune == row.finetune && t.kind == row.kind && t.method == row.method && t.fraction == row.fraction)
                 .collect();
             let task_energy: f64 = tensors.iter().map(|t| t.task_energy).sum();
             let removed: f64 = tensors.iter().map(|t| t.energy_removed).sum();
