@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use entangle_eval::keyword::{is_refusal, REFUSAL_PHRASES};
+use entangle_refusals::{is_refusal, REFUSAL_PHRASES};
 use entangle_model::{generate, GenerateOptions, PromptFormat};
 use entangle_pipeline::{Benchmark, EvalConfig};
 use indicatif::ProgressBar;

@@ -275,7 +275,7 @@ mod tests {
         let responses: Vec<&str> = answered.iter().map(|row| row.response.as_str()).collect();
         assert_eq!(responses, expected.iter().map(|g| g.response.trim()).collect::<Vec<_>>());
         assert!(expected.iter().any(|g| g.new_tokens > 0));
-        assert!(align.iter().filter(|row| row.source == "advbench").all(|row| entangle_eval::keyword::is_refusal(&row.response)));
+        assert!(align.iter().filter(|row| row.source == "advbench").all(|row| entangle_refusals::is_refusal(&row.response)));
         let entry = &Manifest::load(&run).unwrap().stages[STAGE];
         assert!(entry.inputs.iter().any(|input| input.path.ends_with("qwen2")), "{:?}", entry.inputs);
         super::run(&run, false).unwrap();

@@ -5,7 +5,7 @@
 //! by name, or merges such as `useful:topk:orth:0.25` built in memory from the cached SVD. On
 //! each benchmark of the run (`harmful`, `utility`, `overrefusal`, from the prepared data sets)
 //! it generates greedily in batches with the pipeline's prompt format and stop strings, then
-//! judges: the [`keyword`] judge (refusal phrases) always, an [`llm`] judge (any
+//! judges: the keyword judge (`entangle-refusals`: refusal phrases, degenerate responses) always, an [`llm`] judge (any
 //! OpenAI-compatible endpoint, 1–5 rubric, cached) and a local judge model ([`guard`]) when
 //! configured. Utility answers are read with [`answers`] (flexible: last number; strict: after
 //! `####`), and the reference responses' per-token NLL is measured teacher-forced. Results go
@@ -26,7 +26,6 @@
 pub mod answers;
 pub mod checkpoints;
 pub mod guard;
-pub mod keyword;
 pub mod llm;
 mod run;
 pub mod summary;

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::answers::{answers_match, flexible_answer, strict_answer};
 use crate::checkpoints::{default_checkpoints, load, Checkpoint, Loaded};
 use crate::guard::Guard;
-use crate::keyword::{is_degenerate, is_refusal};
+use entangle_refusals::{is_degenerate, is_refusal};
 use crate::llm::LlmJudge;
 use crate::summary::summarise;
 

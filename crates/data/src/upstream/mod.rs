@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use entangle_artifacts::Example;
 use entangle_checkpoint::HubSettings;
-use entangle_eval::keyword::is_refusal;
+use entangle_refusals::is_refusal;
 use entangle_pipeline::{DataConfig, Dataset, Respond, SourceConfig};
 use rand::seq::SliceRandom;
 use tracing::info;

@@ -51,7 +51,7 @@ mod tests {
     fn refusals_are_varied_seeded_and_recognised_by_the_keyword_judge() {
         let ids: Vec<String> = (0..200).map(|i| format!("strongreject-{i:06}")).collect();
         let refusals: Vec<String> = ids.iter().map(|id| refusal(42, "align", id)).collect();
-        assert!(refusals.iter().all(|r| entangle_eval::keyword::is_refusal(r)), "{refusals:?}");
+        assert!(refusals.iter().all(|r| entangle_refusals::is_refusal(r)), "{refusals:?}");
         assert!(refusals.iter().collect::<BTreeSet<_>>().len() > 60);
         let openings: BTreeSet<&str> = refusals.iter().filter_map(|r| OPENINGS.iter().find(|o| r.starts_with(**o)).copied()).collect();
         assert_eq!(openings.len(), OPENINGS.len());
