@@ -56,9 +56,7 @@ pub fn main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
 /// stays at its peak until it exits. One heap (the main arena) for every thread, as the
 /// training shards' threads otherwise each get an arena whose sub-heaps (64 MB at most) are
 /// unmapped as soon as they are empty: at every step for blocks the size of a shard's logits.
-/// Measured with `entangle-bench train` on 2 cores: minor page faults ~0.93 M → ~0.57 M with
-/// the heap alone, +1%, +5% and +10% tokens/s in three paired runs, peak RSS 1.44 → ~1.7 GB;
-/// → ~0.28 M with one arena, kernel time 2.4 s → 1.2 s of the run's ~40 s of CPU.
+/// It halves the training benchmark's page faults (bench/README.md, measurement history).
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; it is called before the stage allocates

@@ -9,11 +9,7 @@
 //! by the processor's features (AVX2, or AVX-512 where the processor has it); MKL's own answer
 //! otherwise. The kernels sum in a different order than the generic path, so products differ
 //! from it in the last bits of f32, as between any two BLAS.
-//!
-//! Measured on an AMD EPYC (Zen 3, AVX2) with 2 cores: a 1024 × 512 × 1408 single-threaded
-//! product went from a median of ~55 to ~75 GFLOPS (AVX2 kernels instead of the generic ones),
-//! `entangle-bench train` 1.13× and 1.37× faster in two paired runs, the tiny study's stages
-//! 9.1 → 8.1 minutes (one run each).
+//! The gain on an AMD processor is in bench/README.md's measurement history.
 
 use std::ffi::c_int;
 

@@ -11,12 +11,9 @@ const FEW_ROWS: RangeInclusive<i64> = 8..=64;
 /// `x · weightᵀ + bias` for `x` `[…, in]` and `weight` `[out, in]`, as `Tensor::linear`. In
 /// f32 on the CPU with few rows (8 to 64, a decoding step's batch) it computes `(weight · xᵀ)ᵀ`
 /// instead: the same dot products, but MKL then packs the small `xᵀ` before multiplying,
-/// rather than the whole weight matrix at every call. Measured with libtorch 2.11 on 2 cores of
-/// a Zen 3 EPYC at 16 rows: with MKL's generic path 1.1–1.25× faster for a decoder's
-/// projections, 1.5× for a 49k- or 8k-token output projection; with its Intel path (the stage
-/// binaries', `entangle_cli::mkl`) 1.3× at 16 rows, about even at 24–64 rows, but 0.6–0.75× at
-/// 2–4 rows, which therefore multiply the usual way. Other dtypes keep `Tensor::linear`, whose
-/// bf16 rounding matches transformers'.
+/// rather than the whole weight matrix at every call; below 8 rows that is slower, so those
+/// multiply the usual way (bench/README.md, measurement history). Other dtypes keep
+/// `Tensor::linear`, whose bf16 rounding matches transformers'.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let size = x.size();
     let (&inputs, leading) = size.split_last().context("a linear layer's input needs at least one dimension")?;

@@ -2,10 +2,8 @@
 //! sequences per intra-op thread; each shard runs its forward and backward pass on its own
 //! thread with one intra-op thread, and the shards' gradients are summed in shard order. Each
 //! matrix product then runs whole on one core instead of being split across all of them, with
-//! the cores idle in between. Measured on 2 cores: the training benchmark's ratio to
-//! transformers went from 1.00× to a median of 1.10× (with `entangle_cli::keep_freed_memory`), and
-//! 8 SmolLM2-135M SFT steps from 152 s to 132 s; each extra shard holds one more set of
-//! gradients. A CUDA device takes the micro-batch in one pass.
+//! the cores idle in between, which trains faster (bench/README.md); each extra shard holds one
+//! more set of gradients. A CUDA device takes the micro-batch in one pass.
 //!
 //! The gradients come back from each shard's backward pass as new tensors (nothing accumulates
 //! into `.grad`), so the sum, and with it training, is the same from run to run for the same

@@ -1,8 +1,7 @@
 //! AdamW's update of contiguous f32 CPU parameters in one pass: each element of the gradient is
 //! read once and each of the parameter and both moments read and written once, where the same
-//! update as tensor operations makes seven passes with temporaries. The elements are split evenly across threads.
-//! Measured on 2 cores for the training benchmark's 20M parameters: the gradient norm and the
-//! update take ~30 ms per step, against ~75 ms as tensor operations: ~2% of a 2.2 s step saved.
+//! update as tensor operations makes seven passes with temporaries. The elements are split evenly
+//! across threads.
 
 use tch::{Device, Kind, Tensor};
 
