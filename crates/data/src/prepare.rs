@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use entangle_artifacts::{stage_version, write_table, Example, Outcome, RunDir, Stage, StageVersion};
 use entangle_checkpoint::{resolve, HubSettings};
 use entangle_model::{GenerateOptions, Placement, PromptFormat};
-use entangle_models::infer::generated_texts;
+use entangle_models::generation::generated_texts;
 use entangle_models::Loaded;
 use entangle_pipeline::{DataKind, Dataset, Pipeline, PromptConfig};
 use serde::Serialize;

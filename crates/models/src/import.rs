@@ -74,7 +74,7 @@ pub fn import_gguf(file: &Path, out: &Path, force: bool) -> Result<()> {
         "wrote {}: {} tensors, {} parameters in f32",
         out.display(),
         model.tensors.len(),
-        crate::infer::thousands(parameters)
+        crate::generation::thousands(parameters)
     );
     Ok(())
 }

@@ -11,16 +11,17 @@ use anyhow::{bail, Context, Result};
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::DataType;
 use clap::{Args, Parser, Subcommand};
-use entangle_artifacts::{write_table, GeneratedText, LastTokenHidden, LastTokenLogit};
+use entangle_artifacts::{write_table, LastTokenHidden, LastTokenLogit};
 use entangle_checkpoint::Checkpoint;
 use entangle_model::{
-    generate, last_token_states, GenerateOptions, Placement, PromptFormat, Registry, Sampling, Tokenizer,
+    last_token_states, GenerateOptions, Placement, PromptFormat, Registry, Sampling, Tokenizer,
 };
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use tch::Tensor;
 
+use crate::generation::{encode_all, generated_texts, thousands};
 use crate::{load, registry, Loaded};
 
 /// Inspect a model, generate from it, dump its last-token logits and hidden states, or import
@@ -259,18 +260,6 @@ pub fn info(dir: &Path, registry: &Registry, list_tensors: bool) -> Result<Strin
     Ok(out)
 }
 
-pub(crate) fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The prompts in column (Parquet) or field (JSONL) `column` of the file at `path`, chosen
 /// by its extension.
 pub fn read_prompts(path: &Path, column: &str) -> Result<Vec<String>> {
@@ -322,42 +311,6 @@ fn jsonl_field(path: &Path, field: &str) -> Result<Vec<String>> {
         prompts.push(prompt.to_owned());
     }
     Ok(prompts)
-}
-
-/// Generates a response to each prompt, shown to the model in `format`.
-pub fn generated_texts(
-    loaded: &Loaded,
-    prompts: &[String],
-    format: PromptFormat,
-    options: &GenerateOptions,
-) -> Result<Vec<GeneratedText>> {
-    let encoded = encode_all(&loaded.tokenizer, prompts, format)?;
-    let bar = entangle_artifacts::progress_bar(prompts.len() as u64, "prompts");
-    let generations = generate(loaded.model.as_ref(), &loaded.tokenizer, &encoded, options, &bar)?;
-    bar.finish_and_clear();
-    Ok(prompts
-        .iter()
-        .zip(&encoded)
-        .zip(generations)
-        .enumerate()
-        .map(|(item, ((prompt, ids), generation))| GeneratedText {
-            item: item as u64,
-            prompt: prompt.clone(),
-            format: format.name().to_owned(),
-            response: generation.text,
-            stop_reason: generation.stop_reason.as_str().to_owned(),
-            prompt_tokens: ids.len() as u64,
-            new_tokens: generation.token_ids.len() as u64,
-        })
-        .collect())
-}
-
-fn encode_all(tokenizer: &Tokenizer, prompts: &[String], format: PromptFormat) -> Result<Vec<Vec<u32>>> {
-    prompts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format.encode(tokenizer, p).with_context(|| format!("prompt {i}")))
-        .collect()
 }
 
 /// Each prompt's last-position logits and every layer's hidden state at its last token, as
@@ -427,6 +380,7 @@ fn top_tokens(tokenizer: &Tokenizer, logits: &[LastTokenLogit], k: usize) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entangle_artifacts::GeneratedText;
     use entangle_artifacts::read_table;
 
     fn fixture() -> PathBuf {

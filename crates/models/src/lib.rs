@@ -4,7 +4,8 @@
 //! describes (entangle-train, entangle-eval, entangle-capture all take the registry from
 //! here). Adding a family is one crate implementing `entangle_model::CausalLm` plus one line
 //! in [`registry`]. [`load`] resolves a model reference (a directory or a hub id), builds the
-//! model and loads its tokenizer. The [`infer`] module is the library side of the
+//! model and loads its tokenizer; [`generation`] answers prompts with it, for the stages and the
+//! tool alike. The [`infer`] module is the library side of the
 //! `entangle-infer` binary: `info` (architecture, parameters, dtypes, tensors), `generate`
 //! (prompts from arguments or a Parquet/JSONL file → Parquet), `logits` (last-token logits
 //! and every layer's last-token hidden state → Parquet) and `import-gguf` (a llama.cpp GGUF
@@ -22,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod generation;
 pub mod import;
 pub mod infer;
 pub mod stage;
