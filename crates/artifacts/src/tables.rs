@@ -296,3 +296,45 @@ crate::table! {
         pub cos_max: f64,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Table;
+
+    /// The section of docs/architecture.md that documents table `name` (headed `… — \`name\``).
+    fn documented(docs: &str, name: &str) -> String {
+        let heading = format!("— `{name}`\n");
+        let start = docs.find(&heading).unwrap_or_else(|| panic!("docs/architecture.md has no section for {name}"));
+        let rest = &docs[start + heading.len()..];
+        rest[..rest.find("\n### ").unwrap_or(rest.len())].to_owned()
+    }
+
+    /// Column names are a public contract: each table's section of the code map names every
+    /// column, so a new or renamed column cannot land undocumented.
+    #[test]
+    fn the_docs_list_every_column_of_every_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/architecture.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        let tables: [(&str, arrow::datatypes::Schema); 11] = [
+            ("Example", Example::schema()),
+            ("LossPoint", LossPoint::schema()),
+            ("ProjectionDiagnostic", ProjectionDiagnostic::schema()),
+            ("ProjectionPerTensor", ProjectionPerTensor::schema()),
+            ("UpdateMso", UpdateMso::schema()),
+            ("GeneratedText", GeneratedText::schema()),
+            ("LastTokenLogit", LastTokenLogit::schema()),
+            ("LastTokenHidden", LastTokenHidden::schema()),
+            ("EvalResponse", EvalResponse::schema()),
+            ("EvalSummary", EvalSummary::schema()),
+            ("ActivationMso", ActivationMso::schema()),
+        ];
+        for (name, schema) in tables {
+            let section = documented(&docs, name);
+            let words: Vec<&str> = section.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
+            for field in schema.fields() {
+                assert!(words.contains(&field.name().as_str()), "docs/architecture.md does not list {name}.{}", field.name());
+            }
+        }
+    }
+}
