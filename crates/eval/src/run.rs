@@ -41,8 +41,7 @@ pub struct Options {
 /// only for the full default list, and only when every LLM judgment is there (or
 /// `accept_failed`); a stored checkpoint whose judgments are missing is judged again.
 pub fn run(run: &RunDir, options: &Options, registry: &Registry) -> Result<Outcome> {
-    let Options { checkpoints, force, accept_failed } = options;
-    let (force, accept_failed) = (*force, *accept_failed);
+    let &Options { ref checkpoints, force, accept_failed } = options;
     let pipeline = Pipeline::load_from_run(run)?;
     let full = checkpoints.is_empty();
     let names = if full { default_checkpoints(&pipeline) } else { checkpoints.clone() };

@@ -103,8 +103,9 @@ pub fn findings(summary: &Summary, responses: &Responses) -> Vec<String> {
             findings.push(format!("The useful fine-tune against the aligned model, paired by problem: {clause}."));
         }
     }
-    for merges in merge_groups(summary).iter().filter(|g| g.method == "orth" && g.kind == "topk") {
-        findings.extend(selectivity(summary, responses, merges));
+    let groups = merge_groups(summary);
+    for merges in groups.iter().filter(|g| g.method == "orth" && g.kind == "topk") {
+        findings.extend(selectivity(summary, responses, &groups, merges));
     }
     findings
 }
@@ -135,13 +136,13 @@ fn merge_groups(summary: &Summary) -> Vec<MergeGroup> {
     groups
 }
 
-/// The comparisons of one group of merges: against its un-projected fine-tune, and against each
+/// The comparisons of one of `groups`: against its un-projected fine-tune, and against each
 /// control kind's merges of the same fine-tune and method, at the fractions both have.
-fn comparisons(summary: &Summary, group: &MergeGroup) -> Vec<(String, Vec<(f64, String, String)>)> {
+fn comparisons(groups: &[MergeGroup], group: &MergeGroup) -> Vec<(String, Vec<(f64, String, String)>)> {
     let against_finetune = group.merges.iter().map(|(f, m)| (*f, m.clone(), group.finetune.clone())).collect();
     let mut out = vec![(format!("the {} fine-tune itself", group.finetune), against_finetune)];
-    for control in merge_groups(summary)
-        .into_iter()
+    for control in groups
+        .iter()
         .filter(|g| g.finetune == group.finetune && g.method == group.method && g.kind != group.kind)
     {
         let shared: Vec<(f64, String, String)> = group
@@ -158,10 +159,10 @@ fn comparisons(summary: &Summary, group: &MergeGroup) -> Vec<(String, Vec<(f64, 
 
 /// Sentences for one group of merges: each comparison averaged over its fractions, for the harm
 /// and the utility metric.
-fn selectivity(summary: &Summary, responses: &Responses, group: &MergeGroup) -> Vec<String> {
+fn selectivity(summary: &Summary, responses: &Responses, groups: &[MergeGroup], group: &MergeGroup) -> Vec<String> {
     let metrics: Vec<Metric> = [summary.harm_metric(), summary.utility_metric()].into_iter().flatten().collect();
     let subject = format!("with {}", kind_label(&group.kind));
-    comparisons(summary, group)
+    comparisons(groups, group)
         .into_iter()
         .filter_map(|(against, merges)| {
             let pairs: Vec<(String, String)> = merges.iter().map(|(_, a, b)| (a.clone(), b.clone())).collect();
@@ -191,8 +192,9 @@ pub fn table(summary: &Summary, responses: &Responses) -> Option<Table> {
     let metrics: Vec<Metric> = [summary.harm_metric(), summary.utility_metric()].into_iter().flatten().collect();
     let seed = summary.pipeline.seed;
     let mut rows = Vec::new();
-    for group in merge_groups(summary) {
-        for (against, merges) in comparisons(summary, &group) {
+    let groups = merge_groups(summary);
+    for group in &groups {
+        for (against, merges) in comparisons(&groups, group) {
             let averaged: Vec<(String, String)> = merges.iter().map(|(_, a, b)| (a.clone(), b.clone())).collect();
             let per_fraction = merges.iter().map(|(f, a, b)| (fixed(*f, 2), vec![(a.clone(), b.clone())]));
             for (fraction, pairs) in per_fraction.chain(std::iter::once(("mean".to_owned(), averaged))) {
