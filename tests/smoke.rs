@@ -11,13 +11,18 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use entangle_artifacts::{
-    read_activations, ActivationMso, EvalResponse, EvalSummary, Example, LossPoint, ProjectionDiagnostic, ProjectionPerTensor,
+    read_activations, read_table, ActivationMso, EvalResponse, EvalSummary, Example, LossPoint, ProjectionDiagnostic, ProjectionPerTensor,
     RunDir, RunLock, UpdateMso,
 };
 use entangle_tests::{check_schema, copy_run, files_under, finished, reproduce, run_smoke, spawn_smoke, stage};
 
-const JOBS: [&str; 5] = ["base", "aligned", "useful", "harmful", "contaminated"];
-const CAPTURED: [&str; 4] = ["base", "aligned", "useful", "contaminated"];
+/// The smoke pipeline's models trained once and those drawn per replicate (`replicates = 2`).
+const FIXED: [&str; 2] = ["base", "aligned"];
+const FINETUNES: [&str; 3] = ["useful", "harmful", "contaminated"];
+const REPLICATES: [u32; 2] = [1, 2];
+/// Checkpoints × benchmark items: base and aligned once; per replicate the 3 fine-tunes and
+/// their 24 merges.
+const RESPONSES: usize = (2 + 2 * (3 + 24)) * 48;
 
 /// A fresh directory under cargo's per-target temporary directory.
 fn scratch(name: &str) -> PathBuf {
@@ -42,23 +47,40 @@ fn the_smoke_study_runs_from_scratch_and_every_artifact_has_its_documented_schem
     for set in ["pretrain", "align", "useful", "harmful", "contaminated", "eval_harmful", "eval_utility", "eval_overrefusal"] {
         check_schema::<Example>(&run.data_set(set)).unwrap();
     }
-    for job in JOBS {
-        check_schema::<LossPoint>(&run.loss_curve(job)).unwrap();
-        assert!(run.model(job).join("config.json").exists() && run.model(job).join("model.safetensors").exists(), "{job}");
+    let models = FIXED.map(|job| (run.clone(), job)).into_iter().chain(
+        REPLICATES.iter().flat_map(|&r| FINETUNES.map(|job| (run.replicate(r), job))),
+    );
+    for (scope, job) in models {
+        check_schema::<LossPoint>(&scope.loss_curve(job)).unwrap();
+        let dir = scope.model(job);
+        assert!(dir.join("config.json").exists() && dir.join("model.safetensors").exists(), "{}", dir.display());
     }
-    let diagnostics = check_schema::<ProjectionDiagnostic>(&run.projection_diagnostics()).unwrap();
-    assert_eq!(diagnostics, 3 * 2 * 2 * 2, "3 fine-tunes x 2 kinds x 2 methods x 2 fractions");
-    check_schema::<ProjectionPerTensor>(&run.projection_per_tensor()).unwrap();
-    check_schema::<UpdateMso>(&run.update_mso()).unwrap();
-    for model in CAPTURED {
+    for replicate in REPLICATES {
+        let scope = run.replicate(replicate);
+        let diagnostics = check_schema::<ProjectionDiagnostic>(&scope.projection_diagnostics()).unwrap();
+        assert_eq!(diagnostics, 3 * 2 * 2 * 2, "3 fine-tunes x 2 kinds x 2 methods x 2 fractions");
+        check_schema::<ProjectionPerTensor>(&scope.projection_per_tensor()).unwrap();
+        check_schema::<UpdateMso>(&scope.update_mso()).unwrap();
+        for model in ["useful", "contaminated"] {
+            assert!(read_activations(&scope.activations(model)).is_ok(), "{model} of replicate {replicate}");
+        }
+    }
+    for model in FIXED {
         assert!(read_activations(&run.activations(model)).is_ok(), "{model}");
     }
+    let overlaps: Vec<ActivationMso> = read_table(&run.activation_mso()).unwrap();
+    let captured: BTreeSet<(String, u32)> = overlaps.iter().map(|row| (row.model.clone(), row.replicate)).collect();
+    assert_eq!(captured.len(), 2 + 2 * 2, "base and aligned once, useful and contaminated per replicate: {captured:?}");
     check_schema::<ActivationMso>(&run.activation_mso()).unwrap();
-    let responses = check_schema::<EvalResponse>(&run.eval_responses()).unwrap();
-    assert_eq!(responses, (5 + 24) * 48, "29 checkpoints x 48 benchmark items");
+    assert_eq!(check_schema::<EvalResponse>(&run.eval_responses()).unwrap(), RESPONSES);
     check_schema::<EvalSummary>(&run.eval_summary()).unwrap();
+    let summary: Vec<EvalSummary> = read_table(&run.eval_summary()).unwrap();
+    let replicates = |checkpoint: &str| -> BTreeSet<u32> {
+        summary.iter().filter(|row| row.checkpoint == checkpoint).map(|row| row.replicate).collect()
+    };
+    assert_eq!((replicates("aligned"), replicates("harmful:topk:orth:0.25")), (BTreeSet::from([0]), BTreeSet::from([1, 2])));
     let finished = finished(&run.root).unwrap();
-    for stage in ["prepare", "project", "mso", "eval", "report"] {
+    for stage in ["prepare", "train:aligned", "train:useful@2", "project@1", "project@2", "mso@2", "capture:useful@2", "eval", "report"] {
         assert!(finished.contains_key(stage), "{stage} is not in the manifest: {finished:?}");
     }
 }
@@ -88,7 +110,7 @@ fn deleting_an_artifact_reruns_only_what_depends_on_it() {
     let run = scratch("delete");
     copy_run(smoke_run(), &run).unwrap();
     let before = finished(&run).unwrap();
-    std::fs::remove_dir_all(RunDir::new(&run).model("harmful")).unwrap();
+    std::fs::remove_dir_all(RunDir::new(&run).replicate(1).model("harmful")).unwrap();
     // Its stderr is a pipe, as in a batch job: progress comes as log lines, without colour.
     let output = reproduce(&run, &[]).unwrap().env("ENTANGLE_PROGRESS_SECONDS", "0.001").output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -98,7 +120,7 @@ fn deleting_an_artifact_reruns_only_what_depends_on_it() {
     assert!(!stderr.contains('\x1b'), "escape codes in a batch log");
     let after = finished(&run).unwrap();
     let rerun: BTreeSet<&str> = after.iter().filter(|(stage, at)| before.get(*stage) != Some(at)).map(|(stage, _)| stage.as_str()).collect();
-    assert_eq!(rerun, BTreeSet::from(["train:harmful", "project", "mso", "eval", "report"]));
+    assert_eq!(rerun, BTreeSet::from(["train:harmful@1", "project@1", "mso@1", "eval", "report"]));
 }
 
 #[test]
@@ -118,7 +140,7 @@ fn a_stage_killed_midway_leaves_the_run_resumable() {
         assert!(part.0.exists(), "{} was kept", part.0.display());
         assert_eq!(std::fs::metadata(&part.0).unwrap().modified().unwrap(), part.1, "{} was not evaluated again", part.0.display());
     }
-    assert_eq!(entangle_artifacts::read_table::<EvalResponse>(&dir.eval_responses()).unwrap().len(), 29 * 48);
+    assert_eq!(read_table::<EvalResponse>(&dir.eval_responses()).unwrap().len(), RESPONSES);
 }
 
 #[test]

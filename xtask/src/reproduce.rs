@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use entangle_artifacts::{write_atomic, RunDir, RunLock, RUN_LOCK_HOLDER_ENV};
-use entangle_pipeline::{Pipeline, TrainKind};
+use entangle_pipeline::{Pipeline, TrainKind, FIXED};
 
 /// Options of `cargo xtask reproduce`. Paths are relative to the working directory.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
@@ -49,17 +49,36 @@ pub struct Stage {
     pub name: String,
     pub binary: &'static str,
     pub args: Vec<String>,
+    /// The training job and replicate of a `train:` stage, whose saved state it resumes.
+    pub job: Option<(String, u32)>,
 }
 
 impl Stage {
     fn new(name: impl Into<String>, binary: &'static str, args: &[&str]) -> Stage {
-        Stage { name: name.into(), binary, args: args.iter().map(|a| a.to_string()).collect() }
+        Stage { name: name.into(), binary, args: args.iter().map(|a| a.to_string()).collect(), job: None }
+    }
+
+    /// The stage of `binary` for model or job `name` in replicate `replicate` (`flag` names it):
+    /// `<prefix>:<name>` once for the fixed subject, `<prefix>:<name>@<r>` per replicate.
+    fn of_model(pipeline: &Pipeline, prefix: &str, binary: &'static str, flag: &str, name: &str, replicate: u32) -> Stage {
+        let mut args = vec![flag.to_owned(), name.to_owned()];
+        if pipeline.is_replicated(name) {
+            args.extend(["--replicate".to_owned(), replicate.to_string()]);
+        }
+        Stage { name: format!("{prefix}:{}", pipeline.labelled(name, replicate)), binary, args, job: None }
+    }
+
+    /// Stage `<name>@<r>` of `binary` for replicate `replicate`.
+    fn of_replicate(name: &str, binary: &'static str, replicate: u32) -> Stage {
+        Stage::new(format!("{name}@{replicate}"), binary, &["--replicate", &replicate.to_string()])
     }
 }
 
 /// The stages of a pipeline in dependency order: imported models, data, then training jobs (a
-/// job after the job it starts from), then projection, update overlap, activation capture per
-/// model, evaluation and the report. Imports come first, so every later stage may use them.
+/// job after the job it starts from; base and aligned once, then each replicate's fine-tunes),
+/// then per replicate projection and update overlap, activation capture per model (per
+/// replicate for a fine-tune), evaluation and the report. Imports come first, so every later
+/// stage may use them.
 pub fn plan(pipeline: &Pipeline) -> Result<Vec<Stage>> {
     pipeline.check_analysed_models()?;
     let mut stages = Vec::new();
@@ -67,15 +86,26 @@ pub fn plan(pipeline: &Pipeline) -> Result<Vec<Stage>> {
         stages.push(Stage::new(format!("import:{model}"), "entangle-import", &["--model", model]));
     }
     stages.push(Stage::new("prepare", "entangle-prepare", &[]));
-    for job in training_order(pipeline)? {
-        stages.push(Stage::new(format!("train:{job}"), "entangle-train", &["--job", &job]));
+    let jobs = training_order(pipeline)?;
+    let (replicated, fixed): (Vec<&String>, Vec<&String>) = jobs.iter().partition(|job| pipeline.is_replicated(job));
+    let training = fixed
+        .into_iter()
+        .map(|job| (job, FIXED))
+        .chain(pipeline.replicate_numbers().flat_map(|r| replicated.iter().map(move |job| (*job, r))));
+    for (job, replicate) in training {
+        let stage = Stage::of_model(pipeline, "train", "entangle-train", "--job", job, replicate);
+        stages.push(Stage { job: Some((job.clone(), replicate)), ..stage });
     }
-    if !pipeline.projection.finetunes.is_empty() {
-        stages.push(Stage::new("project", "entangle-project", &[]));
+    for replicate in pipeline.replicate_numbers() {
+        if !pipeline.projection.finetunes.is_empty() {
+            stages.push(Stage::of_replicate("project", "entangle-project", replicate));
+        }
+        stages.push(Stage::of_replicate("mso", "entangle-mso", replicate));
     }
-    stages.push(Stage::new("mso", "entangle-mso", &[]));
     for model in &pipeline.capture.models {
-        stages.push(Stage::new(format!("capture:{model}"), "entangle-capture", &["--model", model]));
+        for replicate in pipeline.replicates_of(model) {
+            stages.push(Stage::of_model(pipeline, "capture", "entangle-capture", "--model", model, replicate));
+        }
     }
     stages.push(Stage::new("eval", "entangle-eval", &[]));
     stages.push(Stage::new("report", "entangle-report", &[]));
@@ -132,7 +162,7 @@ pub fn reproduce(root: &Path, options: &Options) -> Result<()> {
     for (i, (stage, forced)) in stages.iter().enumerate() {
         println!("==> [{}/{}] {}", i + 1, stages.len(), stage.name);
         let started = Instant::now();
-        run_stage(&bin_dir, &run, stage, *forced).with_context(|| {
+        run_stage(&bin_dir, &run, &pipeline, stage, *forced).with_context(|| {
             format!(
                 "stage {} failed after {:.0} s; fix the cause, then resume with `cargo xtask reproduce --pipeline {} --run {} --from {}`",
                 stage.name,
@@ -221,7 +251,7 @@ fn record_pipeline(run: &RunDir, pipeline: &Path) -> Result<()> {
     write_atomic(&run.pipeline(), |w| Ok(std::io::Write::write_all(w, &text)?))
 }
 
-fn run_stage(bin_dir: &Path, run: &RunDir, stage: &Stage, forced: bool) -> Result<()> {
+fn run_stage(bin_dir: &Path, run: &RunDir, pipeline: &Pipeline, stage: &Stage, forced: bool) -> Result<()> {
     let binary = bin_dir.join(stage.binary);
     if !binary.exists() {
         bail!("{} does not exist: this stage is not part of the workspace yet", binary.display());
@@ -229,8 +259,10 @@ fn run_stage(bin_dir: &Path, run: &RunDir, stage: &Stage, forced: bool) -> Resul
     let mut command = Command::new(&binary);
     command.arg("--run").arg(&run.root).args(&stage.args).env(RUN_LOCK_HOLDER_ENV, std::process::id().to_string());
     // An interrupted training job continues from the state it saved (`save_every`).
-    if stage.name.strip_prefix("train:").is_some_and(|job| run.train_state(job).exists()) {
-        command.arg("--resume");
+    if let Some((job, replicate)) = &stage.job {
+        if pipeline.run_dir_of(run, job, *replicate)?.train_state(job).exists() {
+            command.arg("--resume");
+        }
     }
     if forced {
         command.arg("--force");
@@ -303,11 +335,11 @@ architecture = { model_type = "llama" }
                 "prepare",
                 "train:base",
                 "train:aligned",
-                "train:contaminated",
-                "train:harmful",
-                "train:useful",
-                "project",
-                "mso",
+                "train:contaminated@1",
+                "train:harmful@1",
+                "train:useful@1",
+                "project@1",
+                "mso@1",
                 "capture:aligned",
                 "eval",
                 "report"
@@ -316,16 +348,51 @@ architecture = { model_type = "llama" }
     }
 
     #[test]
+    fn each_replicate_trains_projects_and_captures_its_fine_tunes() {
+        let text = PIPELINE.replace("name = \"t\"", "name = \"t\"\nreplicates = 2").replace("[\"aligned\"]", "[\"aligned\", \"useful\"]");
+        let pipeline = Pipeline::parse(&text).unwrap();
+        let stages = plan(&pipeline).unwrap();
+        let names: Vec<&str> = stages.iter().map(|stage| stage.name.as_str()).collect();
+        assert_eq!(names, [
+            "prepare",
+            "train:base",
+            "train:aligned",
+            "train:contaminated@1",
+            "train:harmful@1",
+            "train:useful@1",
+            "train:contaminated@2",
+            "train:harmful@2",
+            "train:useful@2",
+            "project@1",
+            "mso@1",
+            "project@2",
+            "mso@2",
+            "capture:aligned",
+            "capture:useful@1",
+            "capture:useful@2",
+            "eval",
+            "report",
+        ]);
+        let args = |name: &str| stages.iter().find(|stage| stage.name == name).unwrap().args.join(" ");
+        assert_eq!(args("train:aligned"), "--job aligned");
+        assert_eq!(args("train:harmful@2"), "--job harmful --replicate 2");
+        assert_eq!(args("capture:useful@2"), "--model useful --replicate 2");
+        assert_eq!(args("mso@2"), "--replicate 2");
+        let job = stages.iter().find(|stage| stage.name == "train:useful@2").unwrap().job.clone();
+        assert_eq!(job, Some(("useful".to_owned(), 2)));
+    }
+
+    #[test]
     fn from_forces_that_stage_and_later_ones() {
-        let stages = stage_names(&options(&["--from", "train:useful"]));
+        let stages = stage_names(&options(&["--from", "train:useful@1"]));
         let forced: Vec<&str> = stages.iter().filter(|(_, f)| *f).map(|(n, _)| n.as_str()).collect();
-        assert_eq!(forced, ["train:useful", "project", "mso", "capture:aligned", "eval", "report"]);
+        assert_eq!(forced, ["train:useful@1", "project@1", "mso@1", "capture:aligned", "eval", "report"]);
         assert_eq!(stages.len(), 11);
     }
 
     #[test]
     fn only_runs_one_forced_stage() {
-        assert_eq!(stage_names(&options(&["--only", "mso"])), vec![("mso".to_owned(), true)]);
+        assert_eq!(stage_names(&options(&["--only", "mso@1"])), vec![("mso@1".to_owned(), true)]);
     }
 
     #[test]
@@ -373,21 +440,28 @@ architecture = { model_type = "llama" }
         plan(pipeline).unwrap().into_iter().map(|stage| stage.name).collect()
     }
 
-    /// One import per imported model, prepare, the training stages, project, mso, one capture
-    /// per model, eval, report.
+    /// One import per imported model, prepare, the training stages, project and mso per
+    /// replicate, one capture per model (and replicate, for a fine-tune), eval, report.
     fn check_stages(file: &str, pipeline: &Pipeline, names: &[String]) {
         let trains: Vec<String> = names.iter().filter(|n| n.starts_with("train:")).cloned().collect();
         let mut expected: Vec<String> = pipeline.import.keys().map(|model| format!("import:{model}")).collect();
         expected.push("prepare".to_owned());
         expected.extend(trains.iter().cloned());
-        expected.extend(["project", "mso"].map(String::from));
-        expected.extend(pipeline.capture.models.iter().map(|model| format!("capture:{model}")));
+        for replicate in pipeline.replicate_numbers() {
+            expected.extend(["project", "mso"].map(|stage| format!("{stage}@{replicate}")));
+        }
+        for model in &pipeline.capture.models {
+            let replicates = pipeline.replicates_of(model);
+            expected.extend(replicates.into_iter().map(|r| format!("capture:{}", pipeline.labelled(model, r))));
+        }
         expected.extend(["eval", "report"].map(String::from));
         assert_eq!(names, expected, "{file}");
-        let jobs: Vec<String> = pipeline.train.keys().map(|job| format!("train:{job}")).collect();
+        let jobs = pipeline.train.keys().flat_map(|job| pipeline.replicates_of(job).into_iter().map(|r| format!("train:{}", pipeline.labelled(job, r))));
+        let mut jobs: Vec<String> = jobs.collect();
         let mut sorted = trains.clone();
         sorted.sort();
-        assert_eq!(sorted, jobs, "{file}: one train stage per job");
+        jobs.sort();
+        assert_eq!(sorted, jobs, "{file}: one train stage per job and replicate");
     }
 
     /// Each job trains after the job it starts from or its import, prepare after the model
@@ -395,7 +469,9 @@ architecture = { model_type = "llama" }
     /// by the run or listed in `[models]`.
     fn check_dependencies(file: &str, pipeline: &Pipeline, names: &[String]) {
         let position = |model: &str| {
-            let made = |n: &String| *n == format!("train:{model}") || *n == format!("import:{model}");
+            let made = |n: &String| {
+                *n == format!("train:{model}") || n.starts_with(&format!("train:{model}@")) || *n == format!("import:{model}")
+            };
             names.iter().position(made)
         };
         for (job, config) in &pipeline.train {
@@ -446,11 +522,11 @@ architecture = { model_type = "llama" }
             "import:judge",
             "prepare",
             "train:aligned",
-            "train:contaminated",
-            "train:harmful",
-            "train:useful",
-            "project",
-            "mso",
+            "train:contaminated@1",
+            "train:harmful@1",
+            "train:useful@1",
+            "project@1",
+            "mso@1",
             "capture:base",
             "eval",
             "report",
@@ -474,7 +550,7 @@ architecture = { model_type = "llama" }
         for file in PAPER_PIPELINES {
             let pipeline = Pipeline::load(&crate::repo_root().join("pipelines").join(file)).unwrap();
             let trains: Vec<String> = planned(&pipeline).into_iter().filter(|n| n.starts_with("train:")).collect();
-            assert_eq!(trains, ["train:contaminated", "train:harmful", "train:useful"], "{file}");
+            assert_eq!(trains, ["train:contaminated@1", "train:harmful@1", "train:useful@1"], "{file}");
             for model in ["base", "aligned"] {
                 assert!(pipeline.models.contains_key(model), "{file}: [models] has no {model}");
             }

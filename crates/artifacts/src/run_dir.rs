@@ -102,6 +102,12 @@ impl RunDir {
         self.root.join("report")
     }
 
+    /// `replicates/<r>/`: replicate r's own artifacts (its fine-tunes, their loss curves and
+    /// activations, its random bases), laid out as a run directory of their own.
+    pub fn replicate(&self, replicate: u32) -> RunDir {
+        RunDir::new(&self.root.join("replicates").join(replicate.to_string()))
+    }
+
     /// `path` relative to the run root, for recording in the manifest; paths outside the run
     /// are kept whole.
     pub fn relative(&self, path: &Path) -> PathBuf {

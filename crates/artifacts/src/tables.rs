@@ -16,6 +16,8 @@ crate::table! {
         pub tokens: u64,
         /// Seconds since the job started.
         pub seconds: f64,
+        /// The replicate of a replicated fine-tune, 0 for a model trained once.
+        pub replicate: u32,
     }
 }
 
@@ -79,6 +81,8 @@ crate::table! {
         pub task_energy: f64,
         /// Σ‖A‖², A = W_aligned − W_base.
         pub align_energy: f64,
+        /// Replicate (1, 2, …) whose fine-tunes and random bases the row is of.
+        pub replicate: u32,
     }
 }
 
@@ -109,6 +113,8 @@ crate::table! {
         pub task_energy: f64,
         /// ‖A‖².
         pub align_energy: f64,
+        /// Replicate (1, 2, …) whose fine-tunes and random bases the row is of.
+        pub replicate: u32,
     }
 }
 
@@ -140,6 +146,8 @@ crate::table! {
         pub cos_mean: f64,
         /// Largest cosine of those principal angles.
         pub cos_max: f64,
+        /// Replicate (1, 2, …) whose useful and harmful fine-tunes the row compares.
+        pub replicate: u32,
     }
 }
 
@@ -148,6 +156,9 @@ crate::table! {
     pub struct EvalResponse {
         /// The checkpoint spec: a model name (`aligned`) or a merge (`useful:topk:orth:0.25`).
         pub checkpoint: String,
+        /// Replicate (1, 2, …) of a fine-tune or merge; 0 for the fixed subject (base,
+        /// aligned), which every replicate shares.
+        pub replicate: u32,
         /// `harmful`, `utility` or `overrefusal`.
         pub benchmark: String,
         /// Item id within the benchmark's data set.
@@ -210,6 +221,8 @@ crate::table! {
     /// `eval/summary.parquet`: one row per checkpoint, benchmark and metric.
     pub struct EvalSummary {
         pub checkpoint: String,
+        /// As in [`EvalResponse`]: the replicate, 0 for the fixed subject.
+        pub replicate: u32,
         pub benchmark: String,
         /// e.g. `refusal_rate`, `attack_success_rate`, `degenerate_rate`, `mean_score`, `invalid_judgments`,
         /// `accuracy`, `accuracy_strict`, `answer_nll`.
@@ -275,6 +288,8 @@ crate::table! {
     /// model, layer, energy fraction and centring.
     pub struct ActivationMso {
         pub model: String,
+        /// Replicate of a replicated fine-tune; 0 for the fixed subject (base, aligned).
+        pub replicate: u32,
         /// `useful-harmful_a` (the paper's comparison), `harmful_a-harmful_b` (harmful vs
         /// harmful control) or `useful_1-useful_2` (two halves of the useful set: the ceiling).
         pub pair: String,

@@ -4,8 +4,9 @@
 //! `entangle-capture --run DIR --model NAME` runs the pipeline's prompt sets (useful, harmful
 //! group A, harmful group B) through the model in left-padded batches, takes every layer's
 //! hidden state at each prompt's last real token — never a pad, unlike the authors' extraction
-//! — and streams them to `activations/<model>.parquet`. Then, for each layer of the depth window
-//! and each energy fraction, it measures the overlap (MSO) of the sets' energy bases, with the
+//! — and streams them to `activations/<model>.parquet` (a fine-tune drawn per replicate: to
+//! `replicates/<r>/activations/<model>.parquet`, stage `capture:<model>@<r>`). Then, for each
+//! layer of the depth window and each energy fraction, it measures the overlap (MSO) of the sets' energy bases, with the
 //! subspace crate's basis and MSO (one implementation for weight and activation space), for the
 //! paper's pair and two controls: harmful A vs harmful B, and the useful set split in halves
 //! (a same-distribution ceiling). Rows go to `mso/activation_spaces.parquet`.
@@ -15,7 +16,7 @@
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let run = RunDir::new(std::path::Path::new("runs/tiny"));
-//! entangle_capture::run(&run, "aligned", false, &entangle_models::registry())?;
+//! entangle_capture::run(&run, "aligned", 1, false, &entangle_models::registry())?;
 //! # Ok(()) }
 //! ```
 
@@ -35,7 +36,7 @@ use serde::Serialize;
 
 /// The code version of the `capture:<model>` stages: bump `algorithm` when their tables would
 /// change.
-const VERSION: StageVersion = stage_version!(2);
+const VERSION: StageVersion = stage_version!(3);
 
 /// Everything a capture depends on besides its input files and code.
 #[derive(Serialize)]
@@ -45,37 +46,54 @@ struct CaptureKey<'a> {
     seed: u64,
 }
 
-/// Captures model `name` of the run and records its activation overlaps, unless the manifest
-/// shows it up to date (or `force`).
-pub fn run(run: &RunDir, name: &str, force: bool, registry: &Registry) -> Result<Outcome> {
+/// Captures model `name` of the run (in replicate `replicate`, for a fine-tune drawn per
+/// replicate) and records its activation overlaps, unless the manifest shows it up to date (or
+/// `force`).
+pub fn run(run: &RunDir, name: &str, replicate: u32, force: bool, registry: &Registry) -> Result<Outcome> {
     let pipeline = Pipeline::load_from_run(run)?;
     let config = &pipeline.capture;
     let key = CaptureKey { capture: config, format: pipeline.prompt.format, seed: pipeline.seed };
-    let dir = entangle_checkpoint::resolve(&pipeline.model_reference(run, name))?;
+    let dir = entangle_checkpoint::resolve(&pipeline.model_reference(run, name, replicate)?)?;
     let sets = [&config.useful, &config.harmful_a, &config.harmful_b];
     let mut paths: Vec<_> = sets.iter().map(|set| run.data_set(set)).collect();
     paths.push(dir.clone());
-    let stage = Stage::new(run, &format!("capture:{name}"), VERSION, &key, &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>())?;
-    stage.run(force, || capture_model(run, &pipeline, name, &dir, registry))
+    let inputs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let stage = Stage::new(run, &format!("capture:{}", pipeline.labelled(name, replicate)), VERSION, &key, &inputs)?;
+    let model = CapturedModel { name, replicate: pipeline.replicate_of(name, replicate), dir: &dir };
+    let activations = pipeline.run_dir_of(run, name, replicate)?.activations(name);
+    stage.run(force, || capture_model(run, &pipeline, &model, &activations, registry))
 }
 
-/// Captures model `name` (checkpoint `dir`) and merges its overlaps into the table; returns the
+/// The model a capture runs: its name, its `replicate` column and its checkpoint.
+struct CapturedModel<'a> {
+    name: &'a str,
+    replicate: u32,
+    dir: &'a std::path::Path,
+}
+
+/// Captures `model` into `activations` and merges its overlaps into the table; returns the
 /// files written.
-fn capture_model(run: &RunDir, pipeline: &Pipeline, name: &str, dir: &std::path::Path, registry: &Registry) -> Result<Vec<std::path::PathBuf>> {
+fn capture_model(
+    run: &RunDir,
+    pipeline: &Pipeline,
+    model: &CapturedModel,
+    activations: &std::path::Path,
+    registry: &Registry,
+) -> Result<Vec<std::path::PathBuf>> {
     let config = &pipeline.capture;
     let sets = [&config.useful, &config.harmful_a, &config.harmful_b];
     let placement = Placement::parse(&pipeline.device, "auto")?;
-    let model = registry.load(dir, placement)?;
-    let tokenizer = Tokenizer::from_dir(dir)?;
+    let loaded = registry.load(model.dir, placement)?;
+    let tokenizer = Tokenizer::from_dir(model.dir)?;
     let format = entangle_model::PromptFormat::from(pipeline.prompt.format);
     let prompt_sets = sets
         .iter()
         .map(|set| prompt_set(run, set, config.limit))
         .collect::<Result<Vec<_>>>()?;
-    let captured = capture(model.as_ref(), &tokenizer, format, &prompt_sets, config, &run.activations(name))?;
-    let rows = activation_overlaps(name, &captured, config, pipeline.seed)?;
-    merge_rows(run, name, rows)?;
-    Ok(vec![run.activations(name), run.activation_mso()])
+    let captured = capture(loaded.as_ref(), &tokenizer, format, &prompt_sets, config, activations)?;
+    let rows = activation_overlaps(model.name, model.replicate, &captured, config, pipeline.seed)?;
+    merge_rows(run, pipeline, model, rows)?;
+    Ok(vec![activations.to_path_buf(), run.activation_mso()])
 }
 
 fn prompt_set(run: &RunDir, set: &str, limit: Option<usize>) -> Result<PromptSet> {
@@ -90,15 +108,16 @@ fn prompt_set(run: &RunDir, set: &str, limit: Option<usize>) -> Result<PromptSet
     })
 }
 
-/// Replaces model `name`'s rows of the activation overlap table with `rows`.
-fn merge_rows(run: &RunDir, name: &str, rows: Vec<ActivationMso>) -> Result<()> {
+/// Replaces `model`'s rows of the activation overlap table with `rows`, and drops the rows of
+/// replicates the pipeline no longer has.
+fn merge_rows(run: &RunDir, pipeline: &Pipeline, model: &CapturedModel, rows: Vec<ActivationMso>) -> Result<()> {
     let path = run.activation_mso();
     let mut all: Vec<ActivationMso> = if path.exists() {
         read_table::<ActivationMso>(&path).context("reading the previous activation overlaps")?
     } else {
         Vec::new()
     };
-    all.retain(|row| row.model != name);
+    all.retain(|row| !(row.model == model.name && row.replicate == model.replicate) && row.replicate <= pipeline.replicates);
     all.extend(rows);
     write_table(&path, &all)
 }

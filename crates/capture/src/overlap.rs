@@ -15,8 +15,9 @@ use crate::Captured;
 /// controls.
 pub const PAIRS: [&str; 3] = ["useful-harmful_a", "harmful_a-harmful_b", "useful_1-useful_2"];
 
-/// Every overlap row of model `model` from its captured window.
-pub fn activation_overlaps(model: &str, captured: &Captured, config: &CaptureConfig, seed: u64) -> Result<Vec<ActivationMso>> {
+/// Every overlap row of model `model` (of replicate `replicate`, 0 for the fixed subject) from
+/// its captured window.
+pub fn activation_overlaps(model: &str, replicate: u32, captured: &Captured, config: &CaptureConfig, seed: u64) -> Result<Vec<ActivationMso>> {
     ensure!(captured.vectors.len() == 3, "expected the useful, harmful A and harmful B prompt sets");
     let mut rows = Vec::new();
     let centerings: &[bool] = if config.centered { &[false, true] } else { &[false] };
@@ -40,6 +41,7 @@ pub fn activation_overlaps(model: &str, captured: &Captured, config: &CaptureCon
                 for o in overlaps(&sa, &sb, &config.energy_fractions)? {
                     rows.push(ActivationMso {
                         model: model.to_owned(),
+                        replicate,
                         pair: (*pair).to_owned(),
                         layer: layer as u32,
                         centered,

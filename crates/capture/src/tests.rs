@@ -70,7 +70,7 @@ fn a_set_overlaps_itself_fully() {
     let y = Tensor::randn([12, 6], (tch::Kind::Float, tch::Device::Cpu));
     let captured = Captured { sets: vec!["u".into(), "a".into(), "b".into()], layers: vec![3], vectors: vec![vec![x.shallow_clone()], vec![x], vec![y]] };
     let config = CaptureConfig { energy_fractions: vec![0.1, 0.5, 0.9], centered: true, ..CaptureConfig::default() };
-    let rows = activation_overlaps("m", &captured, &config, 1).unwrap();
+    let rows = activation_overlaps("m", 0, &captured, &config, 1).unwrap();
     assert_eq!(rows.len(), 3 * 2 * 3);
     for row in rows.iter().filter(|r| r.pair == "useful-harmful_a") {
         assert!((row.mso - 1.0).abs() < 1e-4, "{row:?}");
@@ -112,11 +112,11 @@ fn run_with_sets(dir: &Path, sets: &[PromptSet]) -> RunDir {
 fn the_stage_writes_activations_and_overlaps_per_model() {
     let tmp = tempfile::tempdir().unwrap();
     let run = run_with_sets(tmp.path(), &sets());
-    crate::run(&run, "base", false, &entangle_models::registry()).unwrap();
+    crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap();
     assert!(run.activations("base").exists());
     let rows: Vec<ActivationMso> = read_table(&run.activation_mso()).unwrap();
     assert!(!rows.is_empty() && rows.iter().all(|r| r.model == "base" && (0.0..=1.0).contains(&r.mso)));
-    crate::run(&run, "base", false, &entangle_models::registry()).unwrap();
+    crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap();
     assert_eq!(read_table::<ActivationMso>(&run.activation_mso()).unwrap().len(), rows.len());
 }
 
@@ -127,7 +127,7 @@ fn captured_vectors_equal_the_hidden_states_of_entangle_infer() {
     use clap::Parser;
     let tmp = tempfile::tempdir().unwrap();
     let run = run_with_sets(tmp.path(), &sets());
-    crate::run(&run, "base", false, &entangle_models::registry()).unwrap();
+    crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap();
     let out = tmp.path().join("infer");
     let prompts = run.data_set("prompts_useful");
     let args = ["entangle-infer", "logits", &fixture().display().to_string(), "--prompts", &prompts.display().to_string()];
@@ -155,7 +155,7 @@ fn an_empty_prompt_set_is_a_clear_error() {
     sets[2].prompts.clear();
     sets[2].items.clear();
     let run = run_with_sets(tmp.path(), &sets);
-    let err = crate::run(&run, "base", false, &entangle_models::registry()).unwrap_err();
+    let err = crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap_err();
     assert!(format!("{err:#}").contains("prompts_harmful_b.parquet is empty"), "{err:#}");
 }
 

@@ -35,6 +35,16 @@ pub struct StageArgs {
     pub force: bool,
 }
 
+/// The `--replicate R` flag of the stages that run once per replicate (training a fine-tune of
+/// the aligned model, projection, update overlap, capturing a fine-tune); flatten it too.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ReplicateArg {
+    /// The replicate to work on, 1 to the pipeline's `replicates`: each draws the fine-tunes'
+    /// data order and the random bases again; base and aligned are shared.
+    #[arg(long, default_value_t = 1, value_name = "R")]
+    pub replicate: u32,
+}
+
 /// Sets up logging and memory, runs `body`, and turns its result into the process exit code.
 pub fn main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     init_logging();

@@ -86,7 +86,7 @@ pub fn run(run: &RunDir, force: bool) -> Result<Outcome> {
                     inputs.push(file);
                 }
             }
-            let respond_dir = data.respond.as_ref().map(|r| resolve(&pipeline.model_reference(run, &r.model))).transpose()?;
+            let respond_dir = data.respond.as_ref().map(|r| resolve(&pipeline.model_reference(run, &r.model, entangle_pipeline::FIXED)?)).transpose()?;
             inputs.extend(respond_dir.clone());
             stage(run, &config, &inputs)?.run(force, || {
                 let mut responder = ModelResponder { pipeline: &pipeline, dir: respond_dir, loaded: None };

@@ -42,16 +42,41 @@ pub struct Loaded {
     pub tokenizer: Tokenizer,
 }
 
-/// Loads `checkpoint` of `run` onto `placement`.
-pub fn load(run: &RunDir, pipeline: &Pipeline, checkpoint: &Checkpoint, registry: &Registry, placement: Placement) -> Result<Loaded> {
-    match checkpoint {
+/// One checkpoint of one replicate ([`entangle_pipeline::FIXED`] for the fixed subject): what an
+/// evaluation part holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    pub checkpoint: Checkpoint,
+    pub replicate: u32,
+}
+
+impl Unit {
+    /// `checkpoint` once for the fixed subject, or once per replicate when it is drawn per
+    /// replicate.
+    pub fn all_of(pipeline: &Pipeline, checkpoint: &Checkpoint) -> Vec<Unit> {
+        checkpoint.replicates(pipeline).into_iter().map(|replicate| Unit { checkpoint: checkpoint.clone(), replicate }).collect()
+    }
+
+    /// `useful:topk:orth:0.5 (replicate 2)`, or the bare name for the fixed subject.
+    pub fn label(&self) -> String {
+        match self.replicate {
+            entangle_pipeline::FIXED => self.checkpoint.name(),
+            replicate => format!("{} (replicate {replicate})", self.checkpoint.name()),
+        }
+    }
+}
+
+/// Loads `unit` of `run` onto `placement`.
+pub fn load(run: &RunDir, pipeline: &Pipeline, unit: &Unit, registry: &Registry, placement: Placement) -> Result<Loaded> {
+    let replicate = unit.replicate;
+    match &unit.checkpoint {
         Checkpoint::Model(name) => {
-            let dir = model_dir(run, pipeline, name)?;
+            let dir = model_dir(run, pipeline, name, replicate)?;
             Ok(Loaded { model: registry.load(&dir, placement)?, tokenizer: Tokenizer::from_dir(&dir)? })
         }
         Checkpoint::Merge(spec) => {
-            let merge = Merge::open(run, spec, None)?;
-            let aligned = model_dir(run, pipeline, &pipeline.projection.aligned)?;
+            let merge = Merge::open(run, spec, replicate, None)?;
+            let aligned = model_dir(run, pipeline, &pipeline.projection.aligned, replicate)?;
             let config = read_config(&aligned)?;
             let model = registry
                 .build(&config, Weights::Tensors(Box::new(merge.tensors())), placement)
@@ -61,8 +86,8 @@ pub fn load(run: &RunDir, pipeline: &Pipeline, checkpoint: &Checkpoint, registry
     }
 }
 
-fn model_dir(run: &RunDir, pipeline: &Pipeline, name: &str) -> Result<PathBuf> {
-    resolve(&pipeline.model_reference(run, name))
+fn model_dir(run: &RunDir, pipeline: &Pipeline, name: &str, replicate: u32) -> Result<PathBuf> {
+    resolve(&pipeline.model_reference(run, name, replicate)?)
 }
 
 #[cfg(test)]
@@ -79,5 +104,20 @@ mod tests {
             default_checkpoints(&pipeline),
             ["base", "aligned", "useful", "useful:topk:orth:0.5", "useful:random:orth:0.5"]
         );
+    }
+
+    #[test]
+    fn the_fixed_subject_is_evaluated_once_and_everything_drawn_again_per_replicate() {
+        let pipeline = Pipeline::parse(
+            "name = \"t\"\nreplicates = 2\n[models]\nbase = \"b\"\naligned = \"a\"\n\
+             [train.useful]\nkind = \"sft\"\nfrom = \"aligned\"\ndata = [\"useful\"]\n",
+        )
+        .unwrap();
+        let units = |name: &str| -> Vec<String> {
+            Unit::all_of(&pipeline, &Checkpoint::parse(name).unwrap()).iter().map(Unit::label).collect()
+        };
+        assert_eq!(units("aligned"), ["aligned"]);
+        assert_eq!(units("useful"), ["useful (replicate 1)", "useful (replicate 2)"]);
+        assert_eq!(units("useful:topk:orth:0.5").len(), 2);
     }
 }

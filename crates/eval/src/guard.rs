@@ -18,7 +18,7 @@ pub struct Guard {
 
 impl Guard {
     pub fn load(pipeline: &Pipeline, run: &RunDir, config: &ModelJudgeConfig, registry: &Registry, placement: Placement) -> Result<Guard> {
-        let dir = resolve(&pipeline.model_reference(run, &config.model))?;
+        let dir = resolve(&pipeline.model_reference(run, &config.model, entangle_pipeline::FIXED)?)?;
         Ok(Guard { model: registry.load(&dir, placement)?, tokenizer: Tokenizer::from_dir(&dir)?, config: config.clone() })
     }
 

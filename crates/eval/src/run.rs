@@ -1,10 +1,11 @@
 //! `entangle-eval`: generate on each benchmark with each checkpoint, judge, score, and write
 //! `eval/responses.parquet` and `eval/summary.parquet`.
 //!
-//! Each checkpoint's rows are first written to
-//! `eval/parts/<its key>/<checkpoint>@<its models>.parquet`, keyed by what that checkpoint's rows
-//! depend on ([`PartKey`]) and by the model directories it is made of, so a killed evaluation
-//! resumes at the next checkpoint, a re-run with nothing changed only combines what it has,
+//! The fixed subject (base, aligned) is evaluated once, with replicate 0; every fine-tune and
+//! merge once per replicate. Each such unit's rows are first written to
+//! `eval/parts/<its key>/<checkpoint>~<replicate>@<its models>.parquet`, keyed by what that
+//! unit's rows depend on ([`PartKey`]) and by the model directories it is made of, so a killed
+//! evaluation resumes at the next unit, a re-run with nothing changed only combines what it has,
 //! retraining one model re-evaluates just the checkpoints built from it, and widening the sweep
 //! evaluates only the new merges.
 
@@ -20,7 +21,7 @@ use entangle_pipeline::{Benchmark, EvalConfig, JudgeKind, Pipeline};
 use serde::Serialize;
 
 use crate::answers::{answers_match, flexible_answer, strict_answer};
-use crate::checkpoints::{default_checkpoints, load, Checkpoint, Loaded};
+use crate::checkpoints::{default_checkpoints, load, Checkpoint, Loaded, Unit};
 use crate::guard::Guard;
 use entangle_refusals::{is_degenerate, is_refusal};
 use crate::llm::LlmJudge;
@@ -47,6 +48,7 @@ pub fn run(run: &RunDir, options: &Options, registry: &Registry) -> Result<Outco
     let names = if full { default_checkpoints(&pipeline) } else { checkpoints.clone() };
     let specs: Vec<Checkpoint> = names.iter().map(|n| Checkpoint::parse(n)).collect::<Result<_>>()?;
     let key = EvalKey {
+        replicates: pipeline.replicates,
         eval: &pipeline.eval,
         format: pipeline.prompt.format,
         projection: &pipeline.projection,
@@ -67,8 +69,9 @@ pub fn run(run: &RunDir, options: &Options, registry: &Registry) -> Result<Outco
 }
 
 /// The code version of stage `eval`: bump `algorithm` when its rows would change. 2: the
-/// `degenerate` column, and attack success excludes degenerate responses.
-const VERSION: StageVersion = stage_version!(2);
+/// `degenerate` column, and attack success excludes degenerate responses. 3: the `replicate`
+/// column.
+const VERSION: StageVersion = stage_version!(3);
 
 /// One evaluation of a list of checkpoints.
 struct Evaluation<'a> {
@@ -93,18 +96,19 @@ impl Evaluation<'_> {
         let Evaluation { run, pipeline, registry, specs, data, full, force, accept_failed } = *self;
         let placement = Placement::parse(&pipeline.device, "auto")?;
         let context = Evaluator { run, pipeline, registry, placement, benchmarks: benchmarks(run, pipeline)? };
-        let mut part_paths = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.iter().enumerate() {
-            let part = part_path(run, pipeline, data, spec)?;
+        let units: Vec<Unit> = specs.iter().flat_map(|spec| Unit::all_of(pipeline, spec)).collect();
+        let mut part_paths = Vec::with_capacity(units.len());
+        for (i, unit) in units.iter().enumerate() {
+            let part = part_path(run, pipeline, data, unit)?;
             part_paths.push(part.clone());
             if part.exists() && !force {
-                tracing::info!("[{}/{}] {}: already evaluated", i + 1, specs.len(), spec.name());
+                tracing::info!("[{}/{}] {}: already evaluated", i + 1, units.len(), unit.label());
                 rejudge_missing(&context, &part)?;
                 continue;
             }
-            tracing::info!("[{}/{}] evaluating {}", i + 1, specs.len(), spec.name());
-            let rows = evaluate(&context, spec)?;
-            remove_stale_parts(&part, spec)?;
+            tracing::info!("[{}/{}] evaluating {}", i + 1, units.len(), unit.label());
+            let rows = evaluate(&context, unit)?;
+            remove_stale_parts(&part, unit)?;
             write_table(&part, &rows)?;
         }
         let missing = combine(run, pipeline, specs, &part_paths, !full)?;
@@ -142,6 +146,7 @@ fn rejudge_missing(context: &Evaluator, part: &Path) -> Result<()> {
 /// Everything the evaluation's results depend on besides its input files.
 #[derive(Serialize)]
 struct EvalKey<'a> {
+    replicates: u32,
     eval: &'a EvalConfig,
     format: entangle_pipeline::PromptFormat,
     projection: &'a entangle_pipeline::ProjectionConfig,
@@ -154,15 +159,19 @@ fn benchmark_paths(run: &RunDir) -> Vec<PathBuf> {
     Benchmark::ALL.iter().map(|b| run.data_set(b.data_set())).filter(|p| p.exists()).collect()
 }
 
-/// The run's model directories the evaluated checkpoints are made of, those that exist.
+/// The run's model directories the evaluated checkpoints are made of, in every replicate,
+/// those that exist.
 fn model_paths(run: &RunDir, pipeline: &Pipeline) -> Vec<PathBuf> {
     let projection = &pipeline.projection;
-    [&projection.base, &projection.aligned]
-        .into_iter()
-        .chain(&projection.finetunes)
-        .map(|name| run.model(name))
-        .filter(|dir| dir.exists())
-        .collect()
+    let names: Vec<&String> = [&projection.base, &projection.aligned].into_iter().chain(&projection.finetunes).collect();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for replicate in pipeline.replicate_numbers() {
+        for name in &names {
+            let dir = pipeline.run_dir_of(run, name, replicate).map(|scope| scope.model(name));
+            dirs.extend(dir.ok().filter(|dir| dir.exists() && !dirs.contains(dir)));
+        }
+    }
+    dirs
 }
 
 /// One benchmark's items.
@@ -226,37 +235,41 @@ struct MergeKey<'a> {
     seed: u64,
 }
 
-/// Where `spec`'s rows are kept: `eval/parts/<its key>/<checkpoint>@<its models>.parquet`, the
-/// directory named by [`PartKey`], the file by the checkpoint and a hash of the run's model
-/// directories it is made of.
-fn part_path(run: &RunDir, pipeline: &Pipeline, data: &[FileStamp], spec: &Checkpoint) -> Result<PathBuf> {
+/// Where `unit`'s rows are kept: `eval/parts/<its key>/<checkpoint>~<replicate>@<its
+/// models>.parquet`, the directory named by [`PartKey`], the file by the unit and a hash of the
+/// run's model directories it is made of.
+fn part_path(run: &RunDir, pipeline: &Pipeline, data: &[FileStamp], unit: &Unit) -> Result<PathBuf> {
     let projection = &pipeline.projection;
-    let merge = matches!(spec, Checkpoint::Merge(_)).then(|| MergeKey {
+    let merge = matches!(unit.checkpoint, Checkpoint::Merge(_)).then(|| MergeKey {
         version: entangle_subspace::MERGE_VERSION,
         base: &projection.base,
         aligned: &projection.aligned,
         svd: projection.svd,
         precision: projection.precision,
-        seed: pipeline.seed,
+        seed: Pipeline::replicate_seed(pipeline.seed, unit.replicate),
     });
     let eval = EvalConfig { checkpoints: Vec::new(), merges: true, llm: None, ..pipeline.eval.clone() };
     let judge_model = pipeline.eval.llm.as_ref().map(|llm| llm.model.as_str());
     let key = PartKey { version: VERSION, eval, judge_model, format: pipeline.prompt.format, data, models: &pipeline.models, merge };
-    let dirs: Vec<PathBuf> = spec.models(pipeline).into_iter().map(|name| run.model(name)).filter(|dir| dir.exists()).collect();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for name in unit.checkpoint.models(pipeline) {
+        let dir = pipeline.run_dir_of(run, name, unit.replicate)?.model(name);
+        dirs.extend(Some(dir).filter(|dir| dir.exists()));
+    }
     let models = stamp_inputs(run, &dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let dir = run.root.join("eval").join("parts").join(&config_hash(&key)?[..16]);
-    Ok(dir.join(format!("{}@{}.parquet", part_stem(spec), &config_hash(&models)?[..12])))
+    Ok(dir.join(format!("{}@{}.parquet", part_stem(unit), &config_hash(&models)?[..12])))
 }
 
-/// A checkpoint's name as a file-name stem.
-fn part_stem(spec: &Checkpoint) -> String {
-    spec.name().replace([':', '/'], "_")
+/// A unit's name as a file-name stem: `<checkpoint>~<replicate>`.
+fn part_stem(unit: &Unit) -> String {
+    format!("{}~{}", unit.checkpoint.name().replace([':', '/'], "_"), unit.replicate)
 }
 
-/// Removes `spec`'s parts beside `part` made from models that have since changed.
-fn remove_stale_parts(part: &Path, spec: &Checkpoint) -> Result<()> {
+/// Removes `unit`'s parts beside `part` made from models that have since changed.
+fn remove_stale_parts(part: &Path, unit: &Unit) -> Result<()> {
     let parts = part.parent().context("a part lies in a directory")?;
-    let prefix = format!("{}@", part_stem(spec));
+    let prefix = format!("{}@", part_stem(unit));
     let Ok(entries) = std::fs::read_dir(parts) else {
         return Ok(());
     };
@@ -269,9 +282,10 @@ fn remove_stale_parts(part: &Path, spec: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
-/// Every row of one checkpoint: generation, judges and scores on every benchmark.
-fn evaluate(context: &Evaluator, spec: &Checkpoint) -> Result<Vec<EvalResponse>> {
-    let Loaded { model, tokenizer } = load(context.run, context.pipeline, spec, context.registry, context.placement)?;
+/// Every row of one unit: generation, judges and scores on every benchmark.
+fn evaluate(context: &Evaluator, unit: &Unit) -> Result<Vec<EvalResponse>> {
+    let Loaded { model, tokenizer } = load(context.run, context.pipeline, unit, context.registry, context.placement)?;
+    let spec = &unit.checkpoint;
     let eval = &context.pipeline.eval;
     let format = PromptFormat::from(context.pipeline.prompt.format);
     let shots = utility_shots(context.run, eval.utility_shots)?;
@@ -296,6 +310,7 @@ fn evaluate(context: &Evaluator, spec: &Checkpoint) -> Result<Vec<EvalResponse>>
             let score = |extract: fn(&str) -> Option<String>| reference.map(|r| extract(&generation.text).is_some_and(|a| answers_match(&a, r)));
             rows.push(EvalResponse {
                 checkpoint: spec.name(),
+                replicate: unit.replicate,
                 benchmark: benchmark.name().to_owned(),
                 item: item.id.clone(),
                 prompt: item.prompt.clone(),
@@ -494,7 +509,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let run = small_run(tmp.path());
         let spec: MergeSpec = "useful:topk:orth:0.5".parse().unwrap();
-        Merge::open(&run, &spec, None).unwrap().write(&run.model("written"), false).unwrap();
+        Merge::open(&run, &spec, 1, None).unwrap().write(&run.model("written"), false).unwrap();
         let registry = entangle_models::registry();
         super::run(&run, &options(&[&spec.to_string(), "written"]), &registry).unwrap();
         let in_memory = responses(&run, "useful:topk:orth:0.5");

@@ -1,5 +1,5 @@
-//! From response rows to the summary table: per checkpoint and benchmark, each metric's mean
-//! with a bootstrap 95% interval.
+//! From response rows to the summary table: per checkpoint, replicate and benchmark, each
+//! metric's mean with a bootstrap 95% interval over items.
 
 use std::collections::BTreeMap;
 
@@ -7,22 +7,24 @@ use entangle_artifacts::{EvalResponse, EvalSummary};
 
 use entangle_stats::mean_with_interval;
 
-/// The summary rows of `rows`, grouped by (checkpoint, benchmark) in first-seen order.
+/// The summary rows of `rows`, grouped by (checkpoint, replicate, benchmark) in first-seen
+/// order.
 pub fn summarise(rows: &[EvalResponse], seed: u64) -> Vec<EvalSummary> {
-    let mut groups: Vec<((String, String), Vec<&EvalResponse>)> = Vec::new();
+    let mut groups: Vec<((String, u32, String), Vec<&EvalResponse>)> = Vec::new();
     for row in rows {
-        let key = (row.checkpoint.clone(), row.benchmark.clone());
+        let key = (row.checkpoint.clone(), row.replicate, row.benchmark.clone());
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(row),
             None => groups.push((key, vec![row])),
         }
     }
     let mut out = Vec::new();
-    for ((checkpoint, benchmark), members) in groups {
+    for ((checkpoint, replicate, benchmark), members) in groups {
         for (metric, values) in metrics(&members) {
             if let Some(e) = mean_with_interval(&values, seed) {
                 out.push(EvalSummary {
                     checkpoint: checkpoint.clone(),
+                    replicate,
                     benchmark: benchmark.clone(),
                     metric: metric.to_owned(),
                     value: e.value,
@@ -37,6 +39,7 @@ pub fn summarise(rows: &[EvalResponse], seed: u64) -> Vec<EvalSummary> {
             let count = invalid as f64;
             out.push(EvalSummary {
                 checkpoint: checkpoint.clone(),
+                replicate,
                 benchmark: benchmark.clone(),
                 metric: "invalid_judgments".to_owned(),
                 value: count,
@@ -67,6 +70,7 @@ mod tests {
     fn row(checkpoint: &str, benchmark: &str, refused: bool, correct: Option<bool>, score: Option<f64>) -> EvalResponse {
         EvalResponse {
             checkpoint: checkpoint.into(),
+            replicate: 0,
             benchmark: benchmark.into(),
             item: "i".into(),
             prompt: String::new(),

@@ -24,6 +24,7 @@ mod checkpoint;
 mod data;
 mod eval;
 mod import;
+mod replicate;
 mod train;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ pub use checkpoint::{parse_svd_mode, Checkpoint, MergeSpec};
 pub use data::{split_pypi_spec, DataConfig, DataKind, Dataset, Respond, RespondConfig, SourceConfig, SyntheticConfig, TokenizerConfig};
 pub use eval::{Benchmark, EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
 pub use import::ImportJob;
+pub use replicate::FIXED;
 pub use train::{PromptConfig, PromptFormat, Schedule, TrainJob, TrainKind};
 
 /// A whole pipeline file.
@@ -49,6 +51,10 @@ pub struct Pipeline {
     /// Seed from which every random choice of the run is derived.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// How many times what is random downstream of alignment is drawn again (see
+    /// [`Pipeline::is_replicated`]); at least 1.
+    #[serde(default = "default_replicates")]
+    pub replicates: u32,
     /// `auto` (CUDA if present, else CPU), `cpu` or `cuda:N`.
     #[serde(default = "default_device")]
     pub device: String,
@@ -78,6 +84,10 @@ pub struct Pipeline {
 
 fn default_seed() -> u64 {
     42
+}
+
+fn default_replicates() -> u32 {
+    1
 }
 
 fn default_device() -> String {
@@ -273,6 +283,9 @@ impl Pipeline {
             }
         }
         check_name("name", &self.name)?;
+        if self.replicates == 0 {
+            bail!("replicates: expected at least 1, got 0");
+        }
         if self.device != "auto" && self.device != "cpu" && !self.device.starts_with("cuda") {
             bail!("device: expected auto, cpu or cuda:N, got {:?}", self.device);
         }
@@ -354,12 +367,13 @@ impl Pipeline {
         self.train.contains_key(name) || self.import.contains_key(name) || self.models.contains_key(name)
     }
 
-    /// Where model `name` comes from: the reference listed in `[models]`, else the run's own
-    /// `models/<name>/` (trained or imported).
-    pub fn model_reference(&self, run: &RunDir, name: &str) -> String {
+    /// Where model `name` of replicate `replicate` comes from: the reference listed in
+    /// `[models]`, else the run's own `models/<name>/` (trained or imported), in
+    /// `replicates/<r>/` for a replicated model (see [`Pipeline::run_dir_of`]).
+    pub fn model_reference(&self, run: &RunDir, name: &str, replicate: u32) -> Result<String> {
         match self.models.get(name) {
-            Some(reference) => reference.clone(),
-            None => run.model(name).display().to_string(),
+            Some(reference) => Ok(reference.clone()),
+            None => Ok(self.run_dir_of(run, name, replicate)?.model(name).display().to_string()),
         }
     }
 }
@@ -410,8 +424,8 @@ mod tests {
         assert_eq!(p.projection.methods, vec![MergeMethod::Opp]);
         assert_eq!(p.projection.svd, SvdMode::Reference);
         let run = RunDir::new(Path::new("runs/x"));
-        assert_eq!(p.model_reference(&run, "base"), "meta-llama/Llama-3.2-1B");
-        assert_eq!(p.model_reference(&run, "aligned"), "runs/x/models/aligned");
+        assert_eq!(p.model_reference(&run, "base", FIXED).unwrap(), "meta-llama/Llama-3.2-1B");
+        assert_eq!(p.model_reference(&run, "aligned", FIXED).unwrap(), "runs/x/models/aligned");
     }
 
     #[test]
@@ -481,7 +495,7 @@ mod tests {
         assert_eq!((p.import["other"].pypi.as_deref(), p.import["other"].gguf.as_str()), (None, "/models/other.gguf"));
         assert!(p.has_model("base") && p.has_model("aligned") && !p.has_model("useful"));
         let run = RunDir::new(Path::new("runs/x"));
-        assert_eq!(p.model_reference(&run, "base"), "runs/x/models/base");
+        assert_eq!(p.model_reference(&run, "base", FIXED).unwrap(), "runs/x/models/base");
     }
 
     #[test]

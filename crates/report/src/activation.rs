@@ -308,6 +308,7 @@ mod tests {
 
     fn row(model: &str, pair: &str, layer: u32, centered: bool, e: f64, mso: f64) -> ActivationMso {
         ActivationMso {
+            replicate: 0,
             model: model.into(),
             pair: pair.into(),
             layer,

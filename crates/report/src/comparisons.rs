@@ -2,13 +2,14 @@
 //! difference the findings state — the aligned model against the base model and the harmful
 //! fine-tune, the useful fine-tune against the aligned model, a subspace kind's merges against
 //! the un-projected fine-tune and against the control kinds, per fraction and averaged over
-//! fractions — with its 95% bootstrap interval (`entangle-stats`, prompts resampled in pairs)
-//! and the verdict that interval gives: higher, lower, or no detectable difference. No ratio is
+//! fractions — with its 95% bootstrap interval (`entangle-stats`: replicates resampled, and
+//! within each the prompts, in pairs) and the verdict that interval gives: higher, lower, or no detectable difference. No ratio is
 //! stated: one whose denominator's interval includes zero reads noise as an effect.
 
 use std::collections::BTreeMap;
 
-use entangle_artifacts::EvalResponse;
+use entangle_artifacts::{EvalResponse, EvalSummary};
+use entangle_pipeline::FIXED;
 use entangle_stats::{difference_with_interval, Estimate, Verdict};
 
 use crate::document::Table;
@@ -16,46 +17,106 @@ use crate::evaluation::{kind_label, Metric, Summary, ACCURACY, ANSWER_NLL, REFUS
 use crate::format::fixed;
 use crate::names::{checkpoint, Checkpoint};
 
-/// Every response's metric values, by checkpoint, benchmark and metric, then item.
+/// One checkpoint's values of one metric: by replicate ([`FIXED`] for the fixed subject), then
+/// item.
+type ByReplicate = BTreeMap<u32, BTreeMap<String, f64>>;
+
+/// Every response's metric values, by checkpoint, benchmark and metric, then replicate and item.
 pub struct Responses {
-    values: BTreeMap<(String, String, &'static str), BTreeMap<String, f64>>,
+    values: BTreeMap<(String, String, String), ByReplicate>,
 }
 
 impl Responses {
     pub fn of(rows: &[EvalResponse]) -> Responses {
-        let mut values: BTreeMap<(String, String, &'static str), BTreeMap<String, f64>> = BTreeMap::new();
+        let mut values: BTreeMap<(String, String, String), ByReplicate> = BTreeMap::new();
         for row in rows {
             for (metric, value) in row.metric_values() {
-                let key = (row.checkpoint.clone(), row.benchmark.clone(), metric);
-                values.entry(key).or_default().insert(row.item.clone(), value);
+                let key = (row.checkpoint.clone(), row.benchmark.clone(), metric.to_owned());
+                values.entry(key).or_default().entry(row.replicate).or_default().insert(row.item.clone(), value);
             }
         }
         Responses { values }
     }
 
-    fn of_checkpoint(&self, checkpoint: &str, metric: &Metric) -> Option<&BTreeMap<String, f64>> {
-        self.values.get(&(checkpoint.to_owned(), metric.benchmark.name().to_owned(), metric.name))
+    fn of_checkpoint(&self, checkpoint: &str, benchmark: &str, metric: &str) -> Option<&ByReplicate> {
+        self.values.get(&(checkpoint.to_owned(), benchmark.to_owned(), metric.to_owned()))
     }
 
-    /// The mean over `pairs` (a, b) of a's `metric` minus b's, paired by prompt: per prompt the
-    /// mean of its differences over the pairs (prompts every checkpoint has), then the mean over
-    /// prompts with its interval. `None` when a checkpoint lacks the metric or no prompt is shared.
+    /// The mean over `pairs` (a, b) of a's `metric` minus b's, paired by prompt within each
+    /// replicate: per replicate and prompt the mean of its differences over the pairs (prompts
+    /// every checkpoint has; a side of the fixed subject is the same in every replicate), then
+    /// the mean over replicates and prompts with its interval, replicates and prompts both
+    /// resampled. `None` when a checkpoint lacks the metric or no prompt is shared.
     pub fn difference(&self, pairs: &[(String, String)], metric: &Metric, seed: u64) -> Option<Estimate> {
-        let sides: Vec<(&BTreeMap<String, f64>, &BTreeMap<String, f64>)> = pairs
+        let benchmark = metric.benchmark.name();
+        let sides: Vec<(&ByReplicate, &ByReplicate)> = pairs
             .iter()
-            .map(|(a, b)| Some((self.of_checkpoint(a, metric)?, self.of_checkpoint(b, metric)?)))
+            .map(|(a, b)| Some((self.of_checkpoint(a, benchmark, metric.name)?, self.of_checkpoint(b, benchmark, metric.name)?)))
             .collect::<Option<_>>()?;
-        let (first, _) = sides.first()?;
-        let per_prompt: Vec<f64> = first
+        let per_replicate: Vec<Vec<f64>> =
+            replicates(sides.iter().flat_map(|(a, b)| [*a, *b])).into_iter().map(|r| paired(&sides, r)).collect::<Option<_>>()?;
+        difference_with_interval(&per_replicate, seed)
+    }
+
+    /// The summary the report shows: one row per checkpoint, benchmark and metric of `summary`,
+    /// pooled over replicates — a metric of the responses as its mean over replicates and items
+    /// with an interval that resamples both, a count (`invalid_judgments`) summed.
+    pub fn pooled(&self, summary: &[EvalSummary], seed: u64) -> Vec<EvalSummary> {
+        let mut pooled: Vec<EvalSummary> = Vec::new();
+        for row in summary {
+            let same = |p: &&mut EvalSummary| p.checkpoint == row.checkpoint && p.benchmark == row.benchmark && p.metric == row.metric;
+            if let Some(existing) = pooled.iter_mut().find(same) {
+                if self.of_checkpoint(&row.checkpoint, &row.benchmark, &row.metric).is_none() {
+                    existing.value += row.value;
+                    (existing.ci_low, existing.ci_high, existing.n) = (existing.value, existing.value, existing.n + row.n);
+                }
+                continue;
+            }
+            let estimate = self.of_checkpoint(&row.checkpoint, &row.benchmark, &row.metric).and_then(|values| {
+                let per_replicate: Vec<Vec<f64>> = values.values().map(|items| items.values().copied().collect()).collect();
+                difference_with_interval(&per_replicate, seed)
+            });
+            let pooled_row = match estimate {
+                Some(e) => EvalSummary { value: e.value, ci_low: e.ci_low, ci_high: e.ci_high, n: e.n as u64, ..row.clone() },
+                None => row.clone(),
+            };
+            pooled.push(EvalSummary { replicate: FIXED, ..pooled_row });
+        }
+        pooled
+    }
+}
+
+/// The replicates a comparison of `sides` spans: those any side has, or the fixed subject alone
+/// when no side is drawn per replicate.
+fn replicates<'a>(sides: impl Iterator<Item = &'a ByReplicate>) -> Vec<u32> {
+    let all: std::collections::BTreeSet<u32> = sides.flat_map(|side| side.keys().copied()).collect();
+    let drawn: Vec<u32> = all.iter().copied().filter(|&r| r != FIXED).collect();
+    if drawn.is_empty() {
+        vec![FIXED]
+    } else {
+        drawn
+    }
+}
+
+/// Per prompt of replicate `replicate`, the mean over `sides` of a's value minus b's, over the
+/// prompts every side has; a side without that replicate is the fixed subject's.
+fn paired(sides: &[(&ByReplicate, &ByReplicate)], replicate: u32) -> Option<Vec<f64>> {
+    fn of(side: &ByReplicate, replicate: u32) -> Option<&BTreeMap<String, f64>> {
+        side.get(&replicate).or_else(|| side.get(&FIXED))
+    }
+    let sides: Vec<(&BTreeMap<String, f64>, &BTreeMap<String, f64>)> =
+        sides.iter().map(|(a, b)| Some((of(a, replicate)?, of(b, replicate)?))).collect::<Option<_>>()?;
+    let (first, _) = sides.first()?;
+    Some(
+        first
             .keys()
             .filter_map(|item| {
                 let differences: Vec<f64> =
                     sides.iter().map(|(a, b)| Some(a.get(item)? - b.get(item)?)).collect::<Option<_>>()?;
                 Some(differences.iter().sum::<f64>() / differences.len() as f64)
             })
-            .collect();
-        difference_with_interval(&[per_prompt], seed)
-    }
+            .collect(),
+    )
 }
 
 /// A difference in the metric's unit with its interval: `-12.3 pp (95% CI -18.0 to -6.5 pp)`.
@@ -238,6 +299,7 @@ pub(crate) mod tests {
     pub(crate) fn response(checkpoint: &str, benchmark: &str, item: usize, refused: bool, correct: Option<bool>) -> EvalResponse {
         EvalResponse {
             checkpoint: checkpoint.into(),
+            replicate: 0,
             benchmark: benchmark.into(),
             item: format!("{benchmark}-{item}"),
             prompt: String::new(),
@@ -271,6 +333,7 @@ pub(crate) mod tests {
             .flat_map(|c| {
                 [("harmful", "attack_success_rate"), ("utility", "accuracy")].map(|(benchmark, metric)| EvalSummary {
                     checkpoint: (*c).into(),
+                    replicate: 0,
                     benchmark: benchmark.into(),
                     metric: metric.into(),
                     value: 0.5,
@@ -332,5 +395,55 @@ pub(crate) mod tests {
         assert_eq!(fractions, ["0.25", "0.75", "mean"]);
         let mean = table.rows.iter().find(|r| r[1] == "topk" && r[3].contains("itself") && r[4] == "mean").unwrap();
         assert!(mean[5].starts_with("-50.0 pp (95% CI ") && mean[5].ends_with("— lower"), "{mean:?}");
+    }
+
+    /// The harmful fine-tune drawn in two replicates, complying on the first 90 and the first
+    /// 70 of 100 prompts; the aligned model, evaluated once (replicate 0), on the first 10.
+    fn replicated_rows() -> Vec<EvalResponse> {
+        let mut rows: Vec<EvalResponse> = (0..100).map(|i| response("aligned", "harmful", i, i >= 10, None)).collect();
+        for (replicate, complying) in [(1, 90), (2, 70)] {
+            rows.extend((0..100).map(|i| EvalResponse { replicate, ..response("harmful", "harmful", i, i >= complying, None) }));
+        }
+        rows
+    }
+
+    #[test]
+    fn a_fixed_side_pairs_with_every_replicate_and_replicates_widen_the_interval() {
+        let responses = Responses::of(&replicated_rows());
+        let pairs = [("harmful".to_owned(), "aligned".to_owned())];
+        let both = responses.difference(&pairs, &crate::evaluation::ATTACK_SUCCESS, 3).unwrap();
+        assert_eq!(both.n, 200, "every prompt of both replicates");
+        assert!((both.value - 0.7).abs() < 1e-12, "(0.8 + 0.6) / 2: {both:?}");
+        let one = Responses::of(&replicated_rows()[..200]).difference(&pairs, &crate::evaluation::ATTACK_SUCCESS, 3).unwrap();
+        assert!((one.value - 0.8).abs() < 1e-12);
+        assert!(both.ci_high - both.ci_low > one.ci_high - one.ci_low, "disagreeing replicates widen it: {both:?} {one:?}");
+    }
+
+    #[test]
+    fn the_pooled_summary_has_one_row_per_checkpoint_over_its_replicates() {
+        let rows = replicated_rows();
+        let summary: Vec<EvalSummary> = [(0, "aligned"), (1, "harmful"), (2, "harmful")]
+            .into_iter()
+            .flat_map(|(replicate, checkpoint)| {
+                let row = EvalSummary {
+                    checkpoint: checkpoint.into(),
+                    replicate,
+                    benchmark: "harmful".into(),
+                    metric: "attack_success_rate".into(),
+                    value: 0.0,
+                    ci_low: 0.0,
+                    ci_high: 0.0,
+                    n: 100,
+                };
+                [row.clone(), EvalSummary { metric: "invalid_judgments".into(), value: 2.0, ..row }]
+            })
+            .collect();
+        let pooled = Responses::of(&rows).pooled(&summary, 3);
+        let get = |checkpoint: &str, metric: &str| pooled.iter().find(|r| r.checkpoint == checkpoint && r.metric == metric).unwrap();
+        assert_eq!(pooled.len(), 4);
+        let harmful = get("harmful", "attack_success_rate");
+        assert_eq!((harmful.replicate, harmful.n), (FIXED, 200));
+        assert!((harmful.value - 0.8).abs() < 1e-12 && harmful.ci_low < 0.8 && harmful.ci_high > 0.8, "{harmful:?}");
+        assert_eq!((get("harmful", "invalid_judgments").value, get("aligned", "invalid_judgments").value), (4.0, 2.0));
     }
 }

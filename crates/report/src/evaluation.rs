@@ -490,6 +490,7 @@ mod tests {
 
     pub(crate) fn row(checkpoint: &str, benchmark: &str, metric: &str, value: f64) -> EvalSummary {
         EvalSummary {
+            replicate: 0,
             checkpoint: checkpoint.into(),
             benchmark: benchmark.into(),
             metric: metric.into(),

@@ -50,7 +50,7 @@ pub use document::{Block, Report, Section, Table};
 pub use figure::{Figure, Marker, Panel, Point, Reference, Series};
 pub use font::system_font;
 
-use frames::load;
+use frames::{load, load_replicates};
 
 /// The manifest name of this stage.
 pub const STAGE: &str = "report";
@@ -103,28 +103,36 @@ pub fn run(run: &RunDir, options: &Options) -> Result<Outcome> {
 /// Every table the report reads, whether it exists or not, and the pipeline file.
 fn input_paths(run: &RunDir, pipeline: &Pipeline) -> Vec<PathBuf> {
     let mut paths = vec![run.pipeline()];
-    paths.extend(pipeline.train.keys().map(|job| run.loss_curve(job)));
-    paths.extend([
-        run.projection_diagnostics(),
-        run.projection_per_tensor(),
-        run.eval_summary(),
-        run.eval_responses(),
-        run.update_mso(),
-        run.activation_mso(),
-    ]);
+    for job in pipeline.train.keys() {
+        for replicate in pipeline.replicates_of(job) {
+            paths.extend(pipeline.run_dir_of(run, job, replicate).ok().map(|scope| scope.loss_curve(job)));
+        }
+    }
+    for scope in pipeline.replicate_numbers().map(|replicate| run.replicate(replicate)) {
+        paths.extend([scope.projection_diagnostics(), scope.projection_per_tensor(), scope.update_mso()]);
+    }
+    paths.extend([run.eval_summary(), run.eval_responses(), run.activation_mso()]);
     paths
 }
 
-/// The report of `run`, from whichever of its tables exist.
+/// The report of `run`, from whichever of its tables exist. Tables of several replicates are
+/// pooled: evaluation metrics and paired differences over replicates and prompts, projection
+/// diagnostics averaged, overlaps taken over every replicate's rows.
 pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
-    let summary = load::<EvalSummary>(&run.eval_summary())?.map(|rows| evaluation::Summary { rows, pipeline });
     let responses = load::<EvalResponse>(&run.eval_responses())?.map(|rows| comparisons::Responses::of(&rows));
-    let updates = load::<UpdateMso>(&run.update_mso())?.map(|rows| update::Overlaps::of(&rows)).transpose()?;
+    let summary = load::<EvalSummary>(&run.eval_summary())?.map(|rows| {
+        let rows = match &responses {
+            Some(responses) => responses.pooled(&rows, pipeline.seed),
+            None => rows,
+        };
+        evaluation::Summary { rows, pipeline }
+    });
+    let updates = load_replicates::<UpdateMso>(run, pipeline, RunDir::update_mso)?.map(|rows| update::Overlaps::of(&rows)).transpose()?;
     let activations = load::<ActivationMso>(&run.activation_mso())?
         .map(|rows| activation::Overlaps::of(&rows, &pipeline.capture.models))
         .transpose()?;
-    let diagnostics = load::<ProjectionDiagnostic>(&run.projection_diagnostics())?;
-    let per_tensor = load::<ProjectionPerTensor>(&run.projection_per_tensor())?;
+    let diagnostics = load_replicates::<ProjectionDiagnostic>(run, pipeline, RunDir::projection_diagnostics)?.map(|rows| projection::averaged(&rows));
+    let per_tensor = load_replicates::<ProjectionPerTensor>(run, pipeline, RunDir::projection_per_tensor)?;
     let training = training::Training::load(run, pipeline)?;
     let (projection_section, projection_findings) =
         projection::section(diagnostics.as_deref(), per_tensor.as_deref(), pipeline)?;
@@ -142,7 +150,7 @@ pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
     }
     match &updates {
         Some(updates) => findings.extend(updates.findings()),
-        None => unknown.push("update-space overlap (mso/update_spaces.parquet)"),
+        None => unknown.push("update-space overlap (replicates/<r>/mso/update_spaces.parquet)"),
     }
     match &activations {
         Some(activations) => findings.extend(activations.findings()),
@@ -150,7 +158,7 @@ pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
     }
     match &diagnostics {
         Some(_) => findings.extend(projection_findings),
-        None => unknown.push("projection diagnostics (projection/diagnostics.parquet)"),
+        None => unknown.push("projection diagnostics (replicates/<r>/projection/diagnostics.parquet)"),
     }
     findings.extend(training.findings());
 
@@ -236,6 +244,7 @@ models = ["aligned"]
 
     fn summary_row(checkpoint: &str, benchmark: &str, metric: &str, value: f64) -> EvalSummary {
         EvalSummary {
+            replicate: 0,
             checkpoint: checkpoint.into(),
             benchmark: benchmark.into(),
             metric: metric.into(),
@@ -303,9 +312,11 @@ models = ["aligned"]
                     lr: 1e-3,
                     tokens: step * 64,
                     seconds: step as f64,
+                    replicate: u32::from(job == "harmful"),
                 })
                 .collect();
-            write_table(&run.loss_curve(job), &curve).unwrap();
+            let scope = if job == "harmful" { run.replicate(1) } else { run.clone() };
+            write_table(&scope.loss_curve(job), &curve).unwrap();
         }
         let mut diagnostics = Vec::new();
         let mut per_tensor = Vec::new();
@@ -315,6 +326,7 @@ models = ["aligned"]
                     let inside = if kind == "topk" { 0.3 + frac } else { frac };
                     let kept = if method == "same" { inside } else { 1.0 - inside };
                     diagnostics.push(ProjectionDiagnostic {
+                        replicate: 0,
                         finetune: "harmful".into(),
                         kind: kind.into(),
                         method: method.into(),
@@ -328,6 +340,7 @@ models = ["aligned"]
                     });
                     for layer in ["0", "1"] {
                         per_tensor.push(ProjectionPerTensor {
+                            replicate: 0,
                             finetune: "harmful".into(),
                             kind: kind.into(),
                             method: method.into(),
@@ -346,8 +359,8 @@ models = ["aligned"]
                 }
             }
         }
-        write_table(&run.projection_diagnostics(), &diagnostics).unwrap();
-        write_table(&run.projection_per_tensor(), &per_tensor).unwrap();
+        write_table(&run.replicate(1).projection_diagnostics(), &diagnostics).unwrap();
+        write_table(&run.replicate(1).projection_per_tensor(), &per_tensor).unwrap();
         let mut updates = Vec::new();
         for e in [0.1, 0.5, 0.9] {
             for (group, granularity) in [
@@ -358,6 +371,7 @@ models = ["aligned"]
                 ("model.layers.0.mlp.up_proj.weight", "tensor"),
             ] {
                 updates.push(UpdateMso {
+                    replicate: 0,
                     group: group.into(),
                     granularity: granularity.into(),
                     layer: "0".into(),
@@ -373,7 +387,7 @@ models = ["aligned"]
                 });
             }
         }
-        write_table(&run.update_mso(), &updates).unwrap();
+        write_table(&run.replicate(1).update_mso(), &updates).unwrap();
         let mut activations = Vec::new();
         for layer in [2, 3] {
             for e in [0.1, 0.3] {
@@ -381,6 +395,7 @@ models = ["aligned"]
                     [("useful-harmful_a", 0.55), ("harmful_a-harmful_b", 0.6), ("useful_1-useful_2", 0.85)]
                 {
                     activations.push(ActivationMso {
+                        replicate: 0,
                         model: "aligned".into(),
                         pair: pair.into(),
                         layer,
@@ -464,7 +479,7 @@ models = ["aligned"]
         }
         assert!(!html.contains("class=\"missing\""), "nothing is missing:\n{html}");
         for needle in [
-            "The aligned model refuses 96.0% (95% CI 92.0-100.0%) of held-out harmful requests (base 20.0%",
+            "The aligned model refuses 96.0% (95% CI 92.0-99.0%) of held-out harmful requests (base 20.0%",
             "Orth merges of the harmful fine-tune with the top-k of alignment directions, against random Gaussian directions, \
              paired by prompt and averaged over 2 fraction(s): attack success rate -15.0 pp (95% CI",
             "pp): lower with top-k of alignment",
@@ -536,6 +551,6 @@ models = ["aligned"]
         assert_eq!(super::run(&run, &options).unwrap(), Outcome::Finished);
         let entry = &Manifest::load(&run).unwrap().stages[STAGE];
         assert_eq!(entry.outputs, vec!["report/index.html", "report/report.md"]);
-        assert!(entry.inputs.iter().any(|i| i.path == "mso/update_spaces.parquet"));
+        assert!(entry.inputs.iter().any(|i| i.path == "replicates/1/mso/update_spaces.parquet"));
     }
 }

@@ -1,6 +1,6 @@
-//! Projection diagnostics (`projection/diagnostics.parquet`, `projection/per_tensor.parquet`,
-//! METHOD.md experiment 1): how much of each fine-tune's update lies in each subspace, the
-//! cosines, and the per-layer share.
+//! Projection diagnostics (`replicates/<r>/projection/diagnostics.parquet` and
+//! `per_tensor.parquet`, METHOD.md experiment 1): how much of each fine-tune's update lies in
+//! each subspace, the cosines, and the per-layer share, averaged over replicates.
 
 use anyhow::Result;
 use entangle_artifacts::{ProjectionDiagnostic, ProjectionPerTensor};
@@ -26,6 +26,41 @@ fn kind_label(kind: &str) -> &str {
         "random" => "random Gaussian",
         other => other,
     }
+}
+
+/// The diagnostics averaged over replicates: one row per fine-tune, kind, method and
+/// fraction, each quantity the mean of the replicates' (replicate 0).
+pub fn averaged(rows: &[ProjectionDiagnostic]) -> Vec<ProjectionDiagnostic> {
+    let mut groups: Vec<(ProjectionDiagnostic, f64)> = Vec::new();
+    for row in rows {
+        let same = |g: &&mut (ProjectionDiagnostic, f64)| {
+            (&g.0.finetune, &g.0.kind, &g.0.method, g.0.fraction) == (&row.finetune, &row.kind, &row.method, row.fraction)
+        };
+        match groups.iter_mut().find(same) {
+            Some((sum, count)) => {
+                sum.energy_kept += row.energy_kept;
+                sum.cos_task_kept += row.cos_task_kept;
+                sum.cos_task_align += row.cos_task_align;
+                sum.energy_removed += row.energy_removed;
+                sum.task_energy += row.task_energy;
+                sum.align_energy += row.align_energy;
+                *count += 1.0;
+            }
+            None => groups.push((ProjectionDiagnostic { replicate: entangle_pipeline::FIXED, ..row.clone() }, 1.0)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(sum, n)| ProjectionDiagnostic {
+            energy_kept: sum.energy_kept / n,
+            cos_task_kept: sum.cos_task_kept / n,
+            cos_task_align: sum.cos_task_align / n,
+            energy_removed: sum.energy_removed / n,
+            task_energy: sum.task_energy / n,
+            align_energy: sum.align_energy / n,
+            ..sum
+        })
+        .collect()
 }
 
 /// The diagnostics rows in report order: fine-tune, kind, method (pipeline order), fraction.
@@ -249,15 +284,16 @@ pub fn section(
     let mut section = Section::new("projection", "Projection diagnostics");
     let Some(diagnostics) = diagnostics else {
         section.push(Block::Missing(
-            "projection/diagnostics.parquet is missing: run entangle-project --run DIR to project the fine-tunes' \
-             updates onto the alignment subspace."
+            "replicates/<r>/projection/diagnostics.parquet is missing: run entangle-project --run DIR --replicate R to \
+             project the fine-tunes' updates onto the alignment subspace."
                 .into(),
         ));
         return Ok((section, Vec::new()));
     };
     let rows = sorted(diagnostics, pipeline);
     section.push(Block::Paragraph(
-        "How much of each fine-tune's update T = W_ft - W_aligned each merge keeps, summed over every floating tensor. \
+        "How much of each fine-tune's update T = W_ft - W_aligned each merge keeps, summed over every floating tensor \
+         and averaged over replicates. \
          `same` keeps the projection P onto the first k directions of the subspace, so its energy kept is the share of \
          T inside it; cos(T, A) compares T with the alignment update A = W_aligned - W_base."
             .into(),
@@ -278,7 +314,7 @@ pub fn section(
             }
         }
         (None, _) => section.push(Block::Missing(
-            "projection/per_tensor.parquet is missing, so there is no per-layer breakdown.".into(),
+            "replicates/<r>/projection/per_tensor.parquet is missing, so there is no per-layer breakdown.".into(),
         )),
         (Some(_), None) => {}
     }
@@ -291,6 +327,7 @@ mod tests {
 
     fn diagnostic(ft: &str, kind: &str, method: &str, frac: f64, kept: f64) -> ProjectionDiagnostic {
         ProjectionDiagnostic {
+            replicate: 1,
             finetune: ft.into(),
             kind: kind.into(),
             method: method.into(),
@@ -306,6 +343,7 @@ mod tests {
 
     fn tensor(ft: &str, layer: &str, removed: f64, task: f64) -> ProjectionPerTensor {
         ProjectionPerTensor {
+            replicate: 1,
             finetune: ft.into(),
             kind: "topk".into(),
             method: "same".into(),

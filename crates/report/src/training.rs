@@ -1,5 +1,6 @@
-//! Training (`train/<job>.parquet` for every job of the pipeline): loss curves, a table of each
-//! job's run, and whether each loss fell.
+//! Training (`train/<job>.parquet` for every job of the pipeline, and
+//! `replicates/<r>/train/<job>.parquet` for each replicate of a fine-tune): loss curves, a table
+//! of each job's run, and whether each loss fell.
 
 use anyhow::Result;
 use entangle_artifacts::{LossPoint, RunDir};
@@ -32,7 +33,8 @@ pub struct Job {
 /// loss curves found, and the jobs whose curve is missing.
 pub struct Training {
     pub jobs: Vec<Job>,
-    pub missing: Vec<String>,
+    /// (job, replicate) of the curves not there.
+    pub missing: Vec<(String, u32)>,
     pub pipeline_jobs: usize,
 }
 
@@ -56,16 +58,22 @@ fn job_order(pipeline: &Pipeline) -> Vec<String> {
 }
 
 impl Training {
+    /// Every job's curve, a fine-tune's once per replicate (named `useful@2`).
     pub fn load(run: &RunDir, pipeline: &Pipeline) -> Result<Training> {
         let mut curves = Vec::new();
         let mut missing = Vec::new();
+        let mut expected = 0;
         for name in job_order(pipeline) {
-            match load::<LossPoint>(&run.loss_curve(&name))? {
-                Some(points) => curves.push((name, points)),
-                None => missing.push(name),
+            for replicate in pipeline.replicates_of(&name) {
+                expected += 1;
+                let path = pipeline.run_dir_of(run, &name, replicate)?.loss_curve(&name);
+                match load::<LossPoint>(&path)? {
+                    Some(points) => curves.push((pipeline.labelled(&name, replicate), points)),
+                    None => missing.push((name.clone(), replicate)),
+                }
             }
         }
-        Ok(Training { jobs: summarise(curves)?, missing, pipeline_jobs: pipeline.train.len() })
+        Ok(Training { jobs: summarise(curves)?, missing, pipeline_jobs: expected })
     }
 
     fn figure(&self) -> Figure {
@@ -202,16 +210,20 @@ fn summarise(curves: Vec<(String, Vec<LossPoint>)>) -> Result<Vec<Job>> {
 
 pub fn section(training: &Training, pipeline: &Pipeline) -> Section {
     let mut section = Section::new("training", "Training");
+    let missing: Vec<String> = training.missing.iter().map(|(job, replicate)| pipeline.labelled(job, *replicate)).collect();
     if training.pipeline_jobs == 0 {
         section.push(Block::Paragraph("The pipeline trains no model: every model comes from [models].".into()));
         return section;
     }
-    if !training.missing.is_empty() {
-        let commands: Vec<String> =
-            training.missing.iter().map(|job| format!("entangle-train --run DIR --job {job}")).collect();
+    if !missing.is_empty() {
+        let command = |(job, replicate): &(String, u32)| match pipeline.is_replicated(job) {
+            true => format!("entangle-train --run DIR --job {job} --replicate {replicate}"),
+            false => format!("entangle-train --run DIR --job {job}"),
+        };
+        let commands: Vec<String> = training.missing.iter().map(command).collect();
         section.push(Block::Missing(format!(
             "No loss curve for {} (train/<job>.parquet): run {}.",
-            prose_list(&training.missing),
+            prose_list(&missing),
             prose_list(&commands)
         )));
     }
@@ -243,6 +255,7 @@ mod tests {
             .map(|step| {
                 let t = (step - 1) as f64 / (steps - 1) as f64;
                 LossPoint {
+                    replicate: 0,
                     step,
                     loss: first + (last - first) * t,
                     lr: 1e-3,
@@ -262,7 +275,7 @@ mod tests {
         write_table(&run.loss_curve("base"), &curve(8.0, 2.0, 31)).unwrap();
         write_table(&run.loss_curve("aligned"), &curve(3.0, 1.0, 11)).unwrap();
         let training = Training::load(&run, &pipeline).unwrap();
-        assert_eq!(training.missing, vec!["useful"]);
+        assert_eq!(training.missing, vec![("useful".to_owned(), 1)]);
         let base = &training.jobs[0];
         assert_eq!((base.name.as_str(), base.steps, base.first, base.min), ("base", 31, 8.0, 2.0));
         assert!((base.last - 2.9).abs() < 1e-9, "mean of the last 10 of 8 - 0.2 (s - 1): {}", base.last);
@@ -272,7 +285,7 @@ mod tests {
         ]);
         let section = section(&training, &pipeline);
         assert!(
-            matches!(&section.blocks[0], Block::Missing(text) if text.contains("entangle-train --run DIR --job useful"))
+            matches!(&section.blocks[0], Block::Missing(text) if text.contains("No loss curve for useful@1") && text.contains("entangle-train --run DIR --job useful --replicate 1"))
         );
     }
 
@@ -282,11 +295,11 @@ mod tests {
         let run = RunDir::new(dir.path());
         let pipeline = Pipeline::parse(PIPELINE).unwrap();
         write_table(&run.loss_curve("base"), &curve(2.0, 8.0, 31)).unwrap();
-        write_table(&run.loss_curve("useful"), &curve(3.0, 1.0, 11)).unwrap();
+        write_table(&run.replicate(1).loss_curve("useful"), &curve(3.0, 1.0, 11)).unwrap();
         let findings = Training::load(&run, &pipeline).unwrap().findings();
         assert!(
             findings[0].starts_with(
-                "The training loss fell in 1 (useful from 3.00 to 1.90) but not in base from 2.00 to 7.10"
+                "The training loss fell in 1 (useful@1 from 3.00 to 1.90) but not in base from 2.00 to 7.10"
             ),
             "{}",
             findings[0]

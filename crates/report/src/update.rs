@@ -299,8 +299,8 @@ pub fn section(overlaps: Option<&Overlaps>) -> Section {
     let mut section = Section::new("update-overlap", "Update-space overlap");
     let Some(overlaps) = overlaps else {
         section.push(Block::Missing(
-            "mso/update_spaces.parquet is missing: run entangle-mso --run DIR to measure the overlap of the useful \
-             and harmful updates."
+            "replicates/<r>/mso/update_spaces.parquet is missing: run entangle-mso --run DIR --replicate R to measure \
+             the overlap of the useful and harmful updates."
                 .into(),
         ));
         return section;
@@ -332,6 +332,7 @@ mod tests {
 
     fn row(group: &str, granularity: &str, e: f64, mso: f64, baseline: f64) -> UpdateMso {
         UpdateMso {
+            replicate: 1,
             group: group.into(),
             granularity: granularity.into(),
             layer: "0".into(),

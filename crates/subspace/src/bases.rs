@@ -5,8 +5,10 @@
 //!   vectors chosen uniformly at random (derived from the `topk` file, no second SVD);
 //! - `random`: the left singular vectors of a seeded Gaussian matrix of A's shape.
 //!
-//! Random draws are seeded from the run seed and the tensor name only (see
-//! [`entangle_draw::tensor_rng`]), never from the order tensors are visited in.
+//! Random draws are seeded from the replicate's seed and the tensor name only (see
+//! [`entangle_draw::tensor_rng`]), never from the order tensors are visited in. `topk` is one
+//! file for the run (`subspace/`); each replicate draws its own random kinds
+//! (`replicates/<r>/subspace/`, stages `subspace:<kind>@<r>`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,9 @@ pub struct BasisSources<'a> {
     pub base: &'a Checkpoint,
     pub aligned: &'a Checkpoint,
     pub numerics: Numerics,
-    /// The run seed.
+    /// The replicate whose random bases these are.
+    pub replicate: u32,
+    /// That replicate's seed ([`entangle_pipeline::Pipeline::replicate_seed`]).
     pub seed: u64,
 }
 
@@ -40,11 +44,14 @@ struct BasisConfig {
     seed: Option<u64>,
 }
 
-/// Makes sure `subspace/<kind>_svd.safetensors` is up to date for these sources, computing it
-/// (stage `subspace:<kind>` of the manifest) when it is missing, stale or `force` is set, and
-/// returns its path. `randomk` first brings `topk` up to date, since it reorders those vectors.
+/// Makes sure `subspace/<kind>_svd.safetensors` (for a random kind, the replicate's own) is up
+/// to date for these sources, computing it (stage `subspace:<kind>`, or `subspace:<kind>@<r>`)
+/// when it is missing, stale or `force` is set, and returns its path. `randomk` first brings `topk` up to date, since it reorders those vectors.
 pub fn ensure_basis(run: &RunDir, kind: SubspaceKind, sources: &BasisSources, force: bool) -> Result<(PathBuf, Outcome)> {
-    let path = run.svd(kind.name());
+    let (path, name) = match kind {
+        SubspaceKind::Topk => (run.svd(kind.name()), format!("subspace:{}", kind.name())),
+        _ => (run.replicate(sources.replicate).svd(kind.name()), format!("subspace:{}@{}", kind.name(), sources.replicate)),
+    };
     let topk_path = match kind {
         SubspaceKind::Randomk => Some(ensure_basis(run, SubspaceKind::Topk, sources, false)?.0),
         SubspaceKind::Topk | SubspaceKind::Random => None,
@@ -53,7 +60,7 @@ pub fn ensure_basis(run: &RunDir, kind: SubspaceKind, sources: &BasisSources, fo
     let config = BasisConfig { kind: kind.name(), numerics: sources.numerics, seed };
     let mut inputs = vec![sources.base.dir.as_path(), sources.aligned.dir.as_path()];
     inputs.extend(topk_path.as_deref());
-    let stage = Stage::new(run, &format!("subspace:{}", kind.name()), VERSION, &config, &inputs)?;
+    let stage = Stage::new(run, &name, VERSION, &config, &inputs)?;
     let outcome = stage.run(force, || {
         write_basis(&path, kind, &config, sources, topk_path.as_deref())?;
         Ok(vec![path.clone()])
@@ -159,7 +166,7 @@ mod tests {
         let run = RunDir::new(dir);
         let base = Checkpoint::open(&run.model("base")).unwrap();
         let aligned = Checkpoint::open(&run.model("aligned")).unwrap();
-        let sources = BasisSources { base: &base, aligned: &aligned, numerics: NUMERICS, seed };
+        let sources = BasisSources { base: &base, aligned: &aligned, numerics: NUMERICS, replicate: 1, seed };
         let (path, _) = ensure_basis(&run, kind, &sources, false).unwrap();
         let file = BasisFile::open(&path).unwrap();
         TENSORS.iter().filter(|(_, shape)| shape.len() == 2).map(|(name, _)| file.u(name).unwrap()).collect()
@@ -235,7 +242,7 @@ mod tests {
         let run = write_run(tmp.path(), "");
         let base = Checkpoint::open(&run.model("base")).unwrap();
         let aligned = Checkpoint::open(&run.model("aligned")).unwrap();
-        let sources = |seed| BasisSources { base: &base, aligned: &aligned, numerics: NUMERICS, seed };
+        let sources = |seed| BasisSources { base: &base, aligned: &aligned, numerics: NUMERICS, replicate: 1, seed };
         let outcome = |kind, seed, force| ensure_basis(&run, kind, &sources(seed), force).unwrap().1;
         assert_eq!(outcome(SubspaceKind::Randomk, 5, false), Outcome::Finished);
         assert_eq!(outcome(SubspaceKind::Topk, 5, false), Outcome::UpToDate, "randomk brought topk up to date");

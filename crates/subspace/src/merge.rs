@@ -37,22 +37,24 @@ pub struct Merge {
 }
 
 impl Merge {
-    /// Opens the models of `spec` in `run` under the pipeline's `[projection]` section (with
-    /// `svd` overriding its SVD mode), computing the basis of the spec's kind first unless the
-    /// run has it up to date.
-    pub fn open(run: &RunDir, spec: &MergeSpec, svd: Option<SvdMode>) -> Result<Merge> {
+    /// Opens the models of `spec` in replicate `replicate` of `run` under the pipeline's
+    /// `[projection]` section (with `svd` overriding its SVD mode), computing the basis of the
+    /// spec's kind first unless the run has it up to date.
+    pub fn open(run: &RunDir, spec: &MergeSpec, replicate: u32, svd: Option<SvdMode>) -> Result<Merge> {
         let pipeline = Pipeline::load_from_run(run)?;
+        pipeline.check_replicate(replicate)?;
         let config = projection_config(&pipeline, svd);
         let numerics = Numerics { svd: config.svd, precision: config.precision };
-        let base = open_model(run, &pipeline, &config.base)?;
-        let aligned = open_model(run, &pipeline, &config.aligned)?;
-        let finetune = open_model(run, &pipeline, &spec.finetune)?;
+        let base = open_model(run, &pipeline, &config.base, replicate)?;
+        let aligned = open_model(run, &pipeline, &config.aligned, replicate)?;
+        let finetune = open_model(run, &pipeline, &spec.finetune, replicate)?;
         check_same_tensors(&aligned, &base)?;
         check_same_tensors(&aligned, &finetune)?;
-        let sources = BasisSources { base: &base, aligned: &aligned, numerics, seed: pipeline.seed };
+        let seed = Pipeline::replicate_seed(pipeline.seed, replicate);
+        let sources = BasisSources { base: &base, aligned: &aligned, numerics, replicate, seed };
         let (path, _) = ensure_basis(run, spec.kind, &sources, false)?;
         let basis = BasisFile::open(&path)?;
-        Ok(Merge { spec: spec.clone(), numerics, base, aligned, finetune, basis, seed: pipeline.seed })
+        Ok(Merge { spec: spec.clone(), numerics, base, aligned, finetune, basis, seed })
     }
 
     /// Every tensor of the merged model in name order, in the aligned model's dtypes (fp16 in
@@ -146,7 +148,7 @@ mod tests {
         let run = write_run(tmp.path(), "[projection]\nprecision = \"f64\"\n");
         for text in ["useful:topk:same:0.25", "harmful:topk:orth:0.5", "useful:topk:opp:0.99"] {
             let spec = spec(text);
-            let merge = Merge::open(&run, &spec, None).unwrap();
+            let merge = Merge::open(&run, &spec, 1, None).unwrap();
             for &(name, shape) in TENSORS {
                 let aligned = fixture("aligned", name);
                 let task = fixture(&spec.finetune, name) - &aligned;
@@ -174,8 +176,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let run = write_run(tmp.path(), "");
         for kind in ["topk", "randomk", "random"] {
-            let same = Merge::open(&run, &spec(&format!("harmful:{kind}:same:0.5")), None).unwrap();
-            let orth = Merge::open(&run, &spec(&format!("harmful:{kind}:orth:0.5")), None).unwrap();
+            let same = Merge::open(&run, &spec(&format!("harmful:{kind}:same:0.5")), 1, None).unwrap();
+            let orth = Merge::open(&run, &spec(&format!("harmful:{kind}:orth:0.5")), 1, None).unwrap();
             for &(name, _) in TENSORS {
                 let aligned = fixture("aligned", name);
                 let sum = same.tensor(name).unwrap().to_kind(Kind::Double) + orth.tensor(name).unwrap().to_kind(Kind::Double) - &aligned;
@@ -188,7 +190,7 @@ mod tests {
     fn written_merge_is_a_checkpoint_with_the_aligned_config_and_tokenizer() {
         let tmp = tempfile::tempdir().unwrap();
         let run = write_run(tmp.path(), "");
-        let merge = Merge::open(&run, &spec("useful:random:orth:0.25"), Some(SvdMode::Reference)).unwrap();
+        let merge = Merge::open(&run, &spec("useful:random:orth:0.25"), 1, Some(SvdMode::Reference)).unwrap();
         let out = tmp.path().join("merged");
         merge.write(&out, false).unwrap();
         let err = format!("{:#}", merge.write(&out, false).unwrap_err());

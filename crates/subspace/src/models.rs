@@ -57,10 +57,11 @@ impl Numerics {
     }
 }
 
-/// Resolves model `name` of the pipeline (a hub id or local directory from `[models]`, else the
-/// run's `models/<name>/`) and opens it.
-pub fn open_model(run: &RunDir, pipeline: &Pipeline, name: &str) -> Result<Checkpoint> {
-    let reference = pipeline.model_reference(run, name);
+/// Resolves model `name` of the pipeline in replicate `replicate` (a hub id or local directory
+/// from `[models]`, else the run's `models/<name>/`, see [`Pipeline::model_reference`]) and
+/// opens it.
+pub fn open_model(run: &RunDir, pipeline: &Pipeline, name: &str, replicate: u32) -> Result<Checkpoint> {
+    let reference = pipeline.model_reference(run, name, replicate)?;
     entangle_checkpoint::resolve(&reference)
         .and_then(|dir| Checkpoint::open(&dir))
         .with_context(|| format!("opening model {name} ({reference})"))

@@ -1,8 +1,8 @@
-//! Stage `mso` (METHOD.md, experiment 2): do the useful and harmful updates ΔU = W_useful −
-//! W_ref and ΔH = W_harmful − W_ref use the same directions? For each tensor and each layer
-//! (its tensors stacked row-wise), the Mode Subspace Overlap of their energy bases at every
-//! energy fraction, its random baseline, and the cosines of the principal angles, to
-//! `mso/update_spaces.parquet`.
+//! Stage `mso@<r>` (METHOD.md, experiment 2): do replicate r's useful and harmful updates
+//! ΔU = W_useful − W_ref and ΔH = W_harmful − W_ref use the same directions? For each tensor
+//! and each layer (its tensors stacked row-wise), the Mode Subspace Overlap of their energy
+//! bases at every energy fraction, its random baseline, and the cosines of the principal
+//! angles, to `replicates/<r>/mso/update_spaces.parquet`.
 //!
 //! Each update is decomposed once; one product M = U_uᵀ U_h of the two full bases then serves
 //! every energy fraction, whose overlap is read off M's leading k_u × k_h block.
@@ -29,12 +29,21 @@ use entangle_artifacts::{progress_bar, stage_version, Outcome, Stage, StageVersi
 const REFERENCE_EXACT_LIMIT: i64 = 10_000;
 
 /// Flags of `entangle-mso` that change what the stage computes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MsoOptions {
+    /// The replicate whose fine-tunes are compared (1 to the pipeline's `replicates`).
+    pub replicate: u32,
     /// Overrides the pipeline's `mso.svd`.
     pub svd: Option<SvdMode>,
     /// Recompute even when the manifest says the table is up to date.
     pub force: bool,
+}
+
+impl Default for MsoOptions {
+    /// Replicate 1 with the pipeline's settings.
+    fn default() -> Self {
+        MsoOptions { replicate: 1, svd: None, force: false }
+    }
 }
 
 #[derive(Serialize)]
@@ -43,33 +52,35 @@ struct MsoStageConfig<'a> {
     seed: u64,
 }
 
-/// Runs stage `mso` on `run`, unless the manifest shows its table up to date.
+/// Runs stage `mso@<r>` on `run`, unless the manifest shows its table up to date.
 pub fn run(run: &RunDir, options: &MsoOptions) -> Result<Outcome> {
     let pipeline = Pipeline::load_from_run(run)?;
+    let replicate = options.replicate;
+    pipeline.check_replicate(replicate)?;
     let mut config = pipeline.mso.clone();
     if let Some(svd) = options.svd {
         config.svd = svd;
     }
-    let reference = open_model(run, &pipeline, &config.reference)?;
-    let useful = open_model(run, &pipeline, &config.useful)?;
-    let harmful = open_model(run, &pipeline, &config.harmful)?;
+    let reference = open_model(run, &pipeline, &config.reference, replicate)?;
+    let useful = open_model(run, &pipeline, &config.useful, replicate)?;
+    let harmful = open_model(run, &pipeline, &config.harmful, replicate)?;
     check_same_tensors(&reference, &useful)?;
     check_same_tensors(&reference, &harmful)?;
     let inputs = [reference.dir.as_path(), useful.dir.as_path(), harmful.dir.as_path()];
-    let stage = Stage::new(run, "mso", VERSION, &MsoStageConfig { mso: &config, seed: pipeline.seed }, &inputs)?;
+    let seed = Pipeline::replicate_seed(pipeline.seed, replicate);
+    let stage = Stage::new(run, &format!("mso@{replicate}"), VERSION, &MsoStageConfig { mso: &config, seed }, &inputs)?;
     stage.run(options.force, || {
         let numerics = Numerics { svd: config.svd, precision: config.precision };
-        let sweep =
-            Sweep { config: &config, numerics, seed: pipeline.seed, reference: &reference, useful: &useful, harmful: &harmful };
+        let sweep = Sweep { config: &config, numerics, seed, replicate, reference: &reference, useful: &useful, harmful: &harmful };
         let rows = sweep.rows()?;
-        let path = run.update_mso();
+        let path = run.replicate(replicate).update_mso();
         write_table(&path, &rows)?;
         Ok(vec![path])
     })
 }
 
 /// The code version of stage `mso`: bump `algorithm` when its table would change.
-const VERSION: StageVersion = stage_version!(1);
+const VERSION: StageVersion = stage_version!(2);
 
 /// The left singular vectors of an update, most energetic first, and the cumulative sums of
 /// its squared singular values.
@@ -167,6 +178,7 @@ struct Sweep<'a> {
     config: &'a MsoConfig,
     numerics: Numerics,
     seed: u64,
+    replicate: u32,
     reference: &'a Checkpoint,
     useful: &'a Checkpoint,
     harmful: &'a Checkpoint,
@@ -178,6 +190,7 @@ struct Group<'a> {
     granularity: Granularity,
     layer: Layer,
     tensors: usize,
+    replicate: u32,
 }
 
 impl Sweep<'_> {
@@ -199,7 +212,7 @@ impl Sweep<'_> {
             for name in names {
                 let (useful, harmful) = self.updates(name)?;
                 if by_tensor {
-                    let group = Group { name, granularity: Granularity::Tensor, layer, tensors: 1 };
+                    let group = Group { name, granularity: Granularity::Tensor, layer, tensors: 1, replicate: self.replicate };
                     match self.overlaps(name, &useful, &harmful).with_context(|| format!("overlap of tensor {name}"))? {
                         Some(overlaps) => rows.extend(group.rows(&overlaps)),
                         None => zero_updates += 1,
@@ -213,7 +226,7 @@ impl Sweep<'_> {
             if by_layer {
                 let label = layer.to_string();
                 let (useful, harmful, count) = stack_layer(&matrices).with_context(|| format!("stacking layer {label}"))?;
-                let group = Group { name: &label, granularity: Granularity::Layer, layer, tensors: count };
+                let group = Group { name: &label, granularity: Granularity::Layer, layer, tensors: count, replicate: self.replicate };
                 match self.overlaps(&format!("layer {label}"), &useful, &harmful).with_context(|| format!("overlap of layer {label}"))? {
                     Some(overlaps) => rows.extend(group.rows(&overlaps)),
                     None => zero_updates += 1,
@@ -261,6 +274,7 @@ impl Group<'_> {
             mso_random: o.mso_random,
             cos_mean: o.cos_mean,
             cos_max: o.cos_max,
+            replicate: self.replicate,
         })
     }
 }
@@ -376,7 +390,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let run = write_run(tmp.path(), "[mso]\nenergy_fractions = [0.1, 0.5, 0.99]\n");
         assert_eq!(super::run(&run, &MsoOptions::default()).unwrap(), Outcome::Finished);
-        let rows: Vec<UpdateMso> = read_table(&run.update_mso()).unwrap();
+        let rows: Vec<UpdateMso> = read_table(&run.replicate(1).update_mso()).unwrap();
         let (tensors, layers): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.granularity == "tensor");
         assert_eq!(tensors.len(), TENSORS.len() * 3);
         assert_eq!(layers.len(), 5 * 3, "embed, layers 0 and 1, norm, head");
@@ -394,9 +408,9 @@ mod tests {
         assert_eq!((norm.d, norm.k_useful, norm.layer.as_str()), (8, 1, "norm"));
 
         assert_eq!(super::run(&run, &MsoOptions::default()).unwrap(), Outcome::UpToDate);
-        let reference = MsoOptions { svd: Some(SvdMode::Reference), force: false };
+        let reference = MsoOptions { svd: Some(SvdMode::Reference), ..MsoOptions::default() };
         assert_eq!(super::run(&run, &reference).unwrap(), Outcome::Finished);
-        assert_eq!(read_table::<UpdateMso>(&run.update_mso()).unwrap().len(), rows.len());
+        assert_eq!(read_table::<UpdateMso>(&run.replicate(1).update_mso()).unwrap().len(), rows.len());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Stage `project` (METHOD.md, experiment 1): for every fine-tune, subspace kind, merge method
-//! and fraction of the pipeline, how much of the task update T = W_ft − W_aligned the merge
-//! keeps, summed over the model (`projection/diagnostics.parquet`) and per tensor
-//! (`projection/per_tensor.parquet`).
+//! Stage `project@<r>` (METHOD.md, experiment 1): for every fine-tune, subspace kind, merge
+//! method and fraction of the pipeline, how much of replicate r's task update
+//! T = W_ft − W_aligned the merge keeps, summed over the model
+//! (`replicates/<r>/projection/diagnostics.parquet`) and per tensor
+//! (`replicates/<r>/projection/per_tensor.parquet`), with the replicate's own random bases.
 //!
 //! Each tensor is visited once: A and each T are loaded, and for each kind one product
 //! C = Uᵀ T gives ‖P_k‖² = Σ_{i≤k} ‖C_i‖² for every fraction at once, because the columns of U
@@ -25,12 +26,21 @@ use crate::models::{check_same_tensors, floating_tensors, open_model, Numerics};
 use entangle_artifacts::{progress_bar, stage_version, Outcome, Stage, StageVersion};
 
 /// Flags of `entangle-project` that change what the stage computes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProjectOptions {
+    /// The replicate to project (1 to the pipeline's `replicates`).
+    pub replicate: u32,
     /// Overrides the pipeline's `projection.svd`.
     pub svd: Option<SvdMode>,
     /// Recompute bases and diagnostics even when the manifest says they are up to date.
     pub force: bool,
+}
+
+impl Default for ProjectOptions {
+    /// Replicate 1 with the pipeline's settings.
+    fn default() -> Self {
+        ProjectOptions { replicate: 1, svd: None, force: false }
+    }
 }
 
 #[derive(Serialize)]
@@ -39,25 +49,28 @@ struct ProjectConfig<'a> {
     seed: u64,
 }
 
-/// Runs stage `project` on `run`: brings the basis of every kind up to date, then writes the
-/// diagnostics tables, unless the manifest shows them up to date.
+/// Runs stage `project@<r>` on `run`: brings the basis of every kind up to date, then writes
+/// the replicate's diagnostics tables, unless the manifest shows them up to date.
 pub fn run(run: &RunDir, options: &ProjectOptions) -> Result<Outcome> {
     let pipeline = Pipeline::load_from_run(run)?;
+    let replicate = options.replicate;
+    pipeline.check_replicate(replicate)?;
     let config = projection_config(&pipeline, options.svd);
     let numerics = Numerics { svd: config.svd, precision: config.precision };
-    let base = open_model(run, &pipeline, &config.base)?;
-    let aligned = open_model(run, &pipeline, &config.aligned)?;
+    let base = open_model(run, &pipeline, &config.base, replicate)?;
+    let aligned = open_model(run, &pipeline, &config.aligned, replicate)?;
     check_same_tensors(&aligned, &base)?;
     let finetunes = config
         .finetunes
         .iter()
         .map(|name| {
-            let model = open_model(run, &pipeline, name)?;
+            let model = open_model(run, &pipeline, name, replicate)?;
             check_same_tensors(&aligned, &model)?;
             Ok(model)
         })
         .collect::<Result<Vec<_>>>()?;
-    let sources = BasisSources { base: &base, aligned: &aligned, numerics, seed: pipeline.seed };
+    let seed = Pipeline::replicate_seed(pipeline.seed, replicate);
+    let sources = BasisSources { base: &base, aligned: &aligned, numerics, replicate, seed };
     let basis_paths = config
         .kinds
         .iter()
@@ -67,13 +80,13 @@ pub fn run(run: &RunDir, options: &ProjectOptions) -> Result<Outcome> {
     let mut inputs = vec![base.dir.as_path(), aligned.dir.as_path()];
     inputs.extend(finetunes.iter().map(|m| m.dir.as_path()));
     inputs.extend(basis_paths.iter().map(PathBuf::as_path));
-    let stage = Stage::new(run, "project", VERSION, &ProjectConfig { projection: &config, seed: pipeline.seed }, &inputs)?;
+    let stage = Stage::new(run, &format!("project@{replicate}"), VERSION, &ProjectConfig { projection: &config, seed }, &inputs)?;
     stage.run(options.force, || {
         let bases = basis_paths.iter().map(|p| BasisFile::open(p)).collect::<Result<Vec<_>>>()?;
-        let sweep =
-            Sweep { config: &config, numerics, base: &base, aligned: &aligned, finetunes: &finetunes, bases: &bases, seed: pipeline.seed };
+        let sweep = Sweep { config: &config, numerics, base: &base, aligned: &aligned, finetunes: &finetunes, bases: &bases, seed, replicate };
         let (summary, per_tensor) = sweep.diagnostics()?;
-        let (summary_path, per_tensor_path) = (run.projection_diagnostics(), run.projection_per_tensor());
+        let scope = run.replicate(replicate);
+        let (summary_path, per_tensor_path) = (scope.projection_diagnostics(), scope.projection_per_tensor());
         write_table(&summary_path, &summary)?;
         write_table(&per_tensor_path, &per_tensor)?;
         Ok(vec![summary_path, per_tensor_path])
@@ -81,7 +94,7 @@ pub fn run(run: &RunDir, options: &ProjectOptions) -> Result<Outcome> {
 }
 
 /// The code version of stage `project`: bump `algorithm` when its tables would change.
-const VERSION: StageVersion = stage_version!(3);
+const VERSION: StageVersion = stage_version!(4);
 
 /// The pipeline's `[projection]` section with `--svd` applied.
 pub(crate) fn projection_config(pipeline: &Pipeline, svd: Option<SvdMode>) -> ProjectionConfig {
@@ -101,8 +114,9 @@ struct Sweep<'a> {
     finetunes: &'a [Checkpoint],
     /// One per kind of the configuration, in its order.
     bases: &'a [BasisFile],
-    /// Draws the `random` kind's directions.
+    /// Draws the `random` kind's directions: the replicate's seed.
     seed: u64,
+    replicate: u32,
 }
 
 /// The projection of one task update for one kind and fraction.
@@ -194,6 +208,7 @@ impl Sweep<'_> {
                                 energy_removed: kept.removed,
                                 task_energy: task.task_energy,
                                 align_energy,
+                                replicate: self.replicate,
                             });
                         }
                     }
@@ -219,6 +234,7 @@ impl Sweep<'_> {
                             energy_removed: kept.removed,
                             task_energy,
                             align_energy: align_total,
+                            replicate: self.replicate,
                         });
                     }
                 }
@@ -384,7 +400,7 @@ mod tests {
     /// Σ‖W_merge − W_aligned‖² / Σ‖T‖² over the merge's tensors: the energy kept, measured on
     /// merged weights built with explicit projections.
     fn merged_energy_kept(run: &RunDir, spec: &str, svd: Option<SvdMode>) -> f64 {
-        let merge = crate::Merge::open(run, &spec.parse().unwrap(), svd).unwrap();
+        let merge = crate::Merge::open(run, &spec.parse().unwrap(), 1, svd).unwrap();
         let (mut kept, mut task) = (0.0, 0.0);
         let aligned = weights(&model_updates("aligned"));
         let finetune = weights(&model_updates(&merge.spec.finetune));
@@ -401,11 +417,12 @@ mod tests {
         let sections = "[projection]\nfractions = [0.25, 0.5, 0.99]\nmethods = [\"same\", \"orth\", \"opp\"]\n";
         let run = write_run(tmp.path(), sections);
         assert_eq!(super::run(&run, &ProjectOptions::default()).unwrap(), Outcome::Finished);
-        for kind in ["topk", "randomk", "random"] {
-            assert!(run.svd(kind).exists(), "{kind}");
+        assert!(run.svd("topk").exists(), "one topk basis for the run");
+        for kind in ["randomk", "random"] {
+            assert!(run.replicate(1).svd(kind).exists(), "{kind} is drawn per replicate");
         }
-        let summary: Vec<ProjectionDiagnostic> = read_table(&run.projection_diagnostics()).unwrap();
-        let per_tensor: Vec<ProjectionPerTensor> = read_table(&run.projection_per_tensor()).unwrap();
+        let summary: Vec<ProjectionDiagnostic> = read_table(&run.replicate(1).projection_diagnostics()).unwrap();
+        let per_tensor: Vec<ProjectionPerTensor> = read_table(&run.replicate(1).projection_per_tensor()).unwrap();
         assert_eq!(summary.len(), 3 * 3 * 3 * 3, "fine-tunes × kinds × methods × fractions");
         assert_eq!(per_tensor.len(), summary.len() * TENSORS.len());
 
@@ -444,9 +461,9 @@ mod tests {
         let forced = ProjectOptions { force: true, ..ProjectOptions::default() };
         assert_eq!(super::run(&run, &forced).unwrap(), Outcome::Finished);
 
-        let reference = ProjectOptions { svd: Some(SvdMode::Reference), force: false };
+        let reference = ProjectOptions { svd: Some(SvdMode::Reference), ..ProjectOptions::default() };
         assert_eq!(super::run(&run, &reference).unwrap(), Outcome::Finished, "another SVD mode is another configuration");
-        let rounded: Vec<ProjectionDiagnostic> = read_table(&run.projection_diagnostics()).unwrap();
+        let rounded: Vec<ProjectionDiagnostic> = read_table(&run.replicate(1).projection_diagnostics()).unwrap();
         for (exact, rounded) in summary.iter().zip(&rounded) {
             assert!((exact.energy_kept - rounded.energy_kept).abs() < 0.01, "{exact:?} {rounded:?}");
         }

@@ -12,12 +12,17 @@
 //! A job with `save_every = N` saves its state to `train/<job>.state/` every N steps, from which
 //! `--resume` continues an interrupted job to the model an uninterrupted run makes.
 //!
+//! A fine-tune of the aligned model is drawn once per replicate (`--replicate R`, stage
+//! `train:<job>@R`): with the replicate's seed, into `replicates/<R>/` (see
+//! [`Pipeline::is_replicated`]); base and aligned are trained once.
+//!
 //! ```no_run
 //! use entangle_artifacts::RunDir;
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let run = RunDir::new(std::path::Path::new("runs/tiny"));
-//! entangle_train::run(&run, "aligned", false, false, &entangle_models::registry())?;
+//! let job = entangle_train::Job { name: "useful", replicate: 2, force: false, resume: false };
+//! entangle_train::run(&run, &job, &entangle_models::registry())?;
 //! # Ok(()) }
 //! ```
 
@@ -60,27 +65,39 @@ struct JobKey<'a> {
     device: &'a str,
 }
 
-/// Runs training job `job_name` of the run's pipeline, unless the manifest shows it already
-/// ran with the same configuration and inputs (then it logs that and returns), or `force`.
-/// With `resume` it continues from the state the job saved (see `save_every`); a saved state
-/// is otherwise kept from being overwritten unless `force`.
-pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &Registry) -> Result<Outcome> {
+/// One training job to run: `[train.<name>]` in replicate `replicate` (ignored for a job
+/// trained once), redone when `force`, continued from its saved state when `resume`.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub name: &'a str,
+    pub replicate: u32,
+    pub force: bool,
+    pub resume: bool,
+}
+
+/// Runs training job `job` of the run's pipeline, unless the manifest shows it already ran
+/// with the same configuration and inputs (then it logs that and returns), or `force`. With
+/// `resume` it continues from the state the job saved (see `save_every`); a saved state is
+/// otherwise kept from being overwritten unless `force`.
+pub fn run(run: &RunDir, job: &Job, registry: &Registry) -> Result<Outcome> {
+    let &Job { name: job_name, replicate, force, resume } = job;
     let pipeline = Pipeline::load_from_run(run)?;
     let job = pipeline.train.get(job_name).with_context(|| {
         let jobs: Vec<&str> = pipeline.train.keys().map(String::as_str).collect();
         format!("the pipeline has no training job `{job_name}`; jobs: {}", jobs.join(", "))
     })?;
-    let name = format!("train:{job_name}");
-    let seed = job.seed.unwrap_or(pipeline.seed);
+    let name = format!("train:{}", pipeline.labelled(job_name, replicate));
+    let scope = pipeline.run_dir_of(run, job_name, replicate)?;
+    let seed = Pipeline::replicate_seed(job.seed.unwrap_or(pipeline.seed), pipeline.replicate_of(job_name, replicate));
     let hashed_job = TrainJob { save_every: None, ..job.clone() };
     let key = JobKey { job: &hashed_job, format: pipeline.prompt.format, seed, device: &pipeline.device };
-    let start_dir = start_dir(&pipeline, run, job)?;
+    let start_dir = start_dir(&pipeline, run, job, replicate)?;
     let mut input_paths: Vec<PathBuf> = job.data.iter().map(|set| run.data_set(set)).collect();
     input_paths.push(start_dir.clone());
     let stage = Stage::new(run, &name, VERSION, &key, &input_paths.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    let out_dir = run.model(job_name);
+    let out_dir = scope.model(job_name);
     let made_elsewhere = out_dir.exists() && !force && !stage.was_recorded()?;
-    let (state_dir, state_key) = (run.train_state(job_name), stage.fingerprint()?);
+    let (state_dir, state_key) = (scope.train_state(job_name), stage.fingerprint()?);
     let outcome = stage.run(force, || {
         ensure!(!made_elsewhere, "{} exists but was not made by this run's {name}; pass --force to overwrite it", out_dir.display());
         let state = StateDir { dir: &state_dir, key: &state_key };
@@ -91,9 +108,11 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &R
             state_dir.display()
         );
         let job_run = JobRun { pipeline: &pipeline, job, seed, start_dir: &start_dir, out_dir: &out_dir };
-        let curve = train_job(run, &job_run, registry, Resumable { state, saved }).with_context(|| name.clone())?;
-        write_table(&run.loss_curve(job_name), &curve)?;
-        Ok(vec![out_dir.clone(), run.loss_curve(job_name)])
+        let mut curve = train_job(run, &job_run, registry, Resumable { state, saved }).with_context(|| name.clone())?;
+        let column = pipeline.replicate_of(job_name, replicate);
+        curve.iter_mut().for_each(|point| point.replicate = column);
+        write_table(&scope.loss_curve(job_name), &curve)?;
+        Ok(vec![out_dir.clone(), scope.loss_curve(job_name)])
     })?;
     if outcome == Outcome::Finished && state_dir.exists() {
         if let Err(err) = std::fs::remove_dir_all(&state_dir) {
@@ -105,9 +124,9 @@ pub fn run(run: &RunDir, job_name: &str, force: bool, resume: bool, registry: &R
 
 /// Where the job's model or tokenizer comes from: the model it starts from (sft), or the run's
 /// tokenizer (pretrain).
-fn start_dir(pipeline: &Pipeline, run: &RunDir, job: &TrainJob) -> Result<PathBuf> {
+fn start_dir(pipeline: &Pipeline, run: &RunDir, job: &TrainJob, replicate: u32) -> Result<PathBuf> {
     match (job.kind, &job.from) {
-        (TrainKind::Sft, Some(from)) => entangle_checkpoint::resolve(&pipeline.model_reference(run, from)),
+        (TrainKind::Sft, Some(from)) => entangle_checkpoint::resolve(&pipeline.model_reference(run, from, replicate)?),
         _ => Ok(run.tokenizer()),
     }
 }

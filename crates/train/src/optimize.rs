@@ -94,7 +94,7 @@ pub(crate) fn train_resumable(
         let seconds = seconds_before + started.elapsed().as_secs_f64();
         progress.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {:.0} tok/s", tokens as f64 / seconds.max(1e-9)));
         progress.inc(1);
-        curve.push(LossPoint { step: step + 1, loss, lr, tokens, seconds });
+        curve.push(LossPoint { step: step + 1, loss, lr, tokens, seconds, replicate: entangle_pipeline::FIXED });
         let save_now = job.save_every.is_some_and(|every| (step + 1) % every == 0 && step + 1 < steps);
         if let (true, Some(resumable)) = (save_now, &resumable) {
             if let Err(err) = progress.suspend(|| resumable.state.save(model, &optimizer, &curve)) {

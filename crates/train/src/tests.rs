@@ -135,11 +135,22 @@ fn bad_datasets_are_clear_errors() {
     assert!(err.to_string().starts_with("every example of data sets useful is longer than max_seq_len 16"), "{err}");
 }
 
+/// Runs job `name` of `run` in replicate 1.
+fn run_job(run: &RunDir, name: &str, force: bool, resume: bool, registry: &entangle_model::Registry) -> anyhow::Result<crate::Outcome> {
+    crate::run(run, &crate::Job { name, replicate: 1, force, resume }, registry)
+}
+
 /// A run directory whose base model is the fixture and whose `set` holds eight examples.
 fn tiny_run(dir: &Path) -> RunDir {
+    tiny_run_from(dir, "base", 1)
+}
+
+/// A run directory whose model `from` is the fixture, with job `tuned` fine-tuning it on the
+/// eight examples of `set`, in `replicates` replicates.
+fn tiny_run_from(dir: &Path, from: &str, replicates: u32) -> RunDir {
     let run = RunDir::new(dir);
     let pipeline = format!(
-        "name = \"t\"\ndevice = \"cpu\"\n[models]\nbase = \"{}\"\n[train.tuned]\nkind = \"sft\"\nfrom = \"base\"\ndata = [\"set\"]\nlr = 1e-3\nbatch_size = 4\ngrad_accum = 1\nmax_steps = 3\n",
+        "name = \"t\"\ndevice = \"cpu\"\nreplicates = {replicates}\n[models]\n{from} = \"{}\"\n[train.tuned]\nkind = \"sft\"\nfrom = \"{from}\"\ndata = [\"set\"]\nlr = 1e-3\nbatch_size = 4\ngrad_accum = 1\nmax_steps = 3\n",
         fixture().display()
     );
     std::fs::write(run.pipeline(), pipeline).unwrap();
@@ -153,7 +164,7 @@ fn a_job_writes_its_model_and_loss_curve_and_is_skipped_when_fresh() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_run(tmp.path());
     let registry = entangle_models::registry();
-    crate::run(&run, "tuned", false, false, &registry).unwrap();
+    run_job(&run, "tuned", false, false, &registry).unwrap();
     let curve: Vec<LossPoint> = read_table(&run.loss_curve("tuned")).unwrap();
     // Eight examples in batches of four for one epoch: two steps (max_steps = 3 is not reached).
     assert_eq!(curve.len(), 2);
@@ -163,7 +174,7 @@ fn a_job_writes_its_model_and_loss_curve_and_is_skipped_when_fresh() {
     let base = registry.load(&fixture(), Placement::cpu()).unwrap();
     assert!((logits(tuned.as_ref(), &ids) - logits(base.as_ref(), &ids)).abs().max().double_value(&[]) > 1e-6);
     let modified = std::fs::metadata(run.model("tuned").join("model.safetensors")).unwrap().modified().unwrap();
-    crate::run(&run, "tuned", false, false, &registry).unwrap();
+    run_job(&run, "tuned", false, false, &registry).unwrap();
     let after = std::fs::metadata(run.model("tuned").join("model.safetensors")).unwrap().modified().unwrap();
     assert_eq!(modified, after, "a fresh job must be skipped");
 }
@@ -202,7 +213,7 @@ fn a_job_whose_learning_rate_is_always_zero_is_an_error() {
 fn unknown_job_lists_the_jobs() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tiny_run(tmp.path());
-    let err = crate::run(&run, "nope", false, false, &entangle_models::registry()).unwrap_err();
+    let err = run_job(&run, "nope", false, false, &entangle_models::registry()).unwrap_err();
     assert_eq!(err.to_string(), "the pipeline has no training job `nope`; jobs: tuned");
 }
 
@@ -252,12 +263,37 @@ fn a_saved_state_is_kept_until_the_job_finishes() {
     let text = std::fs::read_to_string(run.pipeline()).unwrap().replace("max_steps = 3\n", "max_steps = 3\nsave_every = 1\n");
     std::fs::write(run.pipeline(), text).unwrap();
     let registry = entangle_models::registry();
-    let err = crate::run(&run, "tuned", false, true, &registry).unwrap_err();
+    let err = run_job(&run, "tuned", false, true, &registry).unwrap_err();
     assert!(err.to_string().contains("there is no training state to resume"), "{err}");
     std::fs::create_dir_all(run.train_state("tuned")).unwrap();
-    let err = crate::run(&run, "tuned", false, false, &registry).unwrap_err();
+    let err = run_job(&run, "tuned", false, false, &registry).unwrap_err();
     assert!(err.to_string().contains("holds a saved state of this job; pass --resume"), "{err}");
-    crate::run(&run, "tuned", true, false, &registry).unwrap();
+    run_job(&run, "tuned", true, false, &registry).unwrap();
     assert!(run.model("tuned").join("model.safetensors").exists());
     assert!(!run.train_state("tuned").exists());
+}
+
+/// A fine-tune of the aligned model is drawn per replicate, each with its own data order, into
+/// its replicate's directory, and the same replicate trains to the same bits again.
+#[test]
+fn replicates_of_a_fine_tune_differ_from_each_other_and_reproduce_bit_for_bit() {
+    let registry = entangle_models::registry();
+    let weights = |run: &RunDir, replicate: u32| {
+        let dir = run.replicate(replicate).model("tuned");
+        registry.load(&dir, Placement::cpu()).unwrap().var_store().variables()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, second) = (tiny_run_from(a.path(), "aligned", 2), tiny_run_from(b.path(), "aligned", 2));
+    for (run, replicate) in [(&first, 1), (&first, 2), (&second, 2)] {
+        crate::run(run, &crate::Job { name: "tuned", replicate, force: false, resume: false }, &registry).unwrap();
+    }
+    let manifest = entangle_artifacts::Manifest::load(&first).unwrap();
+    assert!(manifest.stages.contains_key("train:tuned@1") && manifest.stages.contains_key("train:tuned@2"));
+    let curve: Vec<LossPoint> = read_table(&first.replicate(2).loss_curve("tuned")).unwrap();
+    assert!(curve.iter().all(|point| point.replicate == 2));
+    let (one, two, again) = (weights(&first, 1), weights(&first, 2), weights(&second, 2));
+    assert!(two.iter().all(|(name, tensor)| tensor.equal(&again[name])), "the same replicate reproduces bit for bit");
+    assert!(two.iter().any(|(name, tensor)| !tensor.equal(&one[name])), "replicates draw their own data order");
+    let err = crate::run(&first, &crate::Job { name: "tuned", replicate: 3, force: false, resume: false }, &registry).unwrap_err();
+    assert!(err.to_string().contains("replicate 3 does not exist"), "{err}");
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use entangle_artifacts::RunDir;
-use entangle_cli::StageArgs;
+use entangle_cli::{ReplicateArg, StageArgs};
 
 /// Capture every layer's last-token hidden state of the prompt sets with one model, then the
 /// activation-space overlap of the sets in the pipeline's depth window.
@@ -14,6 +14,9 @@ use entangle_cli::StageArgs;
 struct Args {
     #[command(flatten)]
     stage: StageArgs,
+    /// For a fine-tune of the aligned model; base and aligned are captured once.
+    #[command(flatten)]
+    replicate: ReplicateArg,
     /// The model to capture (a model of the run or of [models]).
     #[arg(long)]
     model: String,
@@ -22,7 +25,7 @@ struct Args {
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_capture::run(&RunDir::new(&args.stage.run), &args.model, args.stage.force, &entangle_models::registry())
+        entangle_capture::run(&RunDir::new(&args.stage.run), &args.model, args.replicate.replicate, args.stage.force, &entangle_models::registry())
             .map(|_| ())
     })
 }
