@@ -329,23 +329,12 @@ architecture = { model_type = "llama" }
     #[test]
     fn training_jobs_follow_the_models_they_start_from() {
         let names: Vec<String> = stage_names(&options(&[])).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            names,
-            [
-                "prepare",
-                "train:base",
-                "train:aligned",
-                "train:contaminated@1",
-                "train:harmful@1",
-                "train:useful@1",
-                "project@1",
-                "mso@1",
-                "capture:aligned",
-                "eval",
-                "report"
-            ]
-        );
+        let replicate = ["train:contaminated@1", "train:harmful@1", "train:useful@1", "project@1", "mso@1"];
+        assert_eq!(names, [&FIXED_STAGES[..], &replicate, &["capture:aligned", "eval", "report"]].concat());
     }
+
+    /// The stages of [`PIPELINE`] before any replicate's: prepare, then base and aligned.
+    const FIXED_STAGES: [&str; 3] = ["prepare", "train:base", "train:aligned"];
 
     #[test]
     fn each_replicate_trains_projects_and_captures_its_fine_tunes() {
@@ -353,10 +342,8 @@ architecture = { model_type = "llama" }
         let pipeline = Pipeline::parse(&text).unwrap();
         let stages = plan(&pipeline).unwrap();
         let names: Vec<&str> = stages.iter().map(|stage| stage.name.as_str()).collect();
-        assert_eq!(names, [
-            "prepare",
-            "train:base",
-            "train:aligned",
+        assert_eq!(names[..3], FIXED_STAGES);
+        assert_eq!(names[3..], [
             "train:contaminated@1",
             "train:harmful@1",
             "train:useful@1",

@@ -1,5 +1,5 @@
 //! The tables of the run directory. Column names and types are a public contract, documented
-//! in docs/architecture.md: users open these files in polars.
+//! in docs/tables.md: users open these files in polars.
 
 
 
@@ -291,7 +291,8 @@ crate::table! {
         /// Replicate of a replicated fine-tune; 0 for the fixed subject (base, aligned).
         pub replicate: u32,
         /// `useful-harmful_a` (the paper's comparison), `harmful_a-harmful_b` (harmful vs
-        /// harmful control) or `useful_1-useful_2` (two halves of the useful set: the ceiling).
+        /// harmful control), `useful_1-useful_2` (two halves of the useful set: the ceiling) or
+        /// `benign-harmful_a` (intent-matched: benign requests of the harmful ones' templates).
         pub pair: String,
         /// Hidden-state index: 0 the embeddings, l the output of decoder layer l.
         pub layer: u32,
@@ -309,6 +310,16 @@ crate::table! {
         pub mso_random: f64,
         pub cos_mean: f64,
         pub cos_max: f64,
+        /// 95% bootstrap interval of `mso` over prompts (each set's prompts resampled); null
+        /// without resamples.
+        pub mso_ci_low: Option<f64>,
+        pub mso_ci_high: Option<f64>,
+        /// `mso` minus the `harmful_a-harmful_b` control's at the same layer, energy fraction and
+        /// centring (0 for the control itself).
+        pub vs_control: f64,
+        /// Its 95% interval, paired: both overlaps measured on the same resampled prompts.
+        pub vs_control_ci_low: Option<f64>,
+        pub vs_control_ci_high: Option<f64>,
     }
 }
 
@@ -317,19 +328,19 @@ mod tests {
     use super::*;
     use crate::Table;
 
-    /// The section of docs/architecture.md that documents table `name` (headed `… — \`name\``).
+    /// The section of docs/tables.md that documents table `name` (headed `… — \`name\``).
     fn documented(docs: &str, name: &str) -> String {
         let heading = format!("— `{name}`\n");
-        let start = docs.find(&heading).unwrap_or_else(|| panic!("docs/architecture.md has no section for {name}"));
+        let start = docs.find(&heading).unwrap_or_else(|| panic!("docs/tables.md has no section for {name}"));
         let rest = &docs[start + heading.len()..];
         rest[..rest.find("\n### ").unwrap_or(rest.len())].to_owned()
     }
 
-    /// Column names are a public contract: each table's section of the code map names every
+    /// Column names are a public contract: each table's section of docs/tables.md names every
     /// column, so a new or renamed column cannot land undocumented.
     #[test]
     fn the_docs_list_every_column_of_every_table() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/architecture.md");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/tables.md");
         let docs = std::fs::read_to_string(path).unwrap();
         let tables: [(&str, arrow::datatypes::Schema); 11] = [
             ("Example", Example::schema()),
@@ -348,7 +359,7 @@ mod tests {
             let section = documented(&docs, name);
             let words: Vec<&str> = section.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
             for field in schema.fields() {
-                assert!(words.contains(&field.name().as_str()), "docs/architecture.md does not list {name}.{}", field.name());
+                assert!(words.contains(&field.name().as_str()), "docs/tables.md does not list {name}.{}", field.name());
             }
         }
     }

@@ -79,6 +79,34 @@ fn a_set_overlaps_itself_fully() {
     assert!(rows.iter().filter(|r| r.pair == "harmful_a-harmful_b").any(|r| r.mso < 0.99));
 }
 
+#[test]
+fn the_intent_pair_comes_with_intervals_paired_with_the_control() {
+    tch::manual_seed(1);
+    let draw = || Tensor::randn([40, 8], (tch::Kind::Float, tch::Device::Cpu));
+    let (useful, a, b) = (draw(), draw(), draw());
+    // Benign requests that sit where harmful set A does: the intent pair overlaps more than A, B.
+    let benign = &a + draw() * 0.05;
+    let captured = Captured {
+        sets: ["u", "a", "b", "n"].map(String::from).to_vec(),
+        layers: vec![2],
+        vectors: vec![vec![useful], vec![a], vec![b], vec![benign]],
+    };
+    let config = CaptureConfig { energy_fractions: vec![0.5], centered: false, resamples: 50, ..CaptureConfig::default() };
+    let rows = activation_overlaps("m", 0, &captured, &config, 3).unwrap();
+    let pairs: Vec<&str> = rows.iter().map(|r| r.pair.as_str()).collect();
+    assert_eq!(pairs, crate::PAIRS);
+    let intent = &rows[3];
+    assert!(intent.mso > 0.9 && intent.vs_control > 0.1, "{intent:?}");
+    assert!(intent.vs_control_ci_low.unwrap() > 0.0, "the paired interval excludes zero: {intent:?}");
+    let control = &rows[1];
+    assert_eq!((control.vs_control, control.vs_control_ci_low, control.vs_control_ci_high), (0.0, Some(0.0), Some(0.0)));
+    assert!(rows.iter().all(|r| r.mso_ci_low.unwrap() <= r.mso_ci_high.unwrap()));
+    assert_eq!(rows, activation_overlaps("m", 0, &captured, &config, 3).unwrap(), "seeded");
+    let without = CaptureConfig { resamples: 0, ..config };
+    let rows = activation_overlaps("m", 0, &captured, &without, 3).unwrap();
+    assert!(rows.iter().all(|r| r.mso_ci_low.is_none() && r.vs_control_ci_high.is_none()));
+}
+
 /// A run with the fixture as model `base` and the three prompt sets.
 fn run_with_sets(dir: &Path, sets: &[PromptSet]) -> RunDir {
     let run = RunDir::new(dir);
@@ -112,11 +140,11 @@ fn run_with_sets(dir: &Path, sets: &[PromptSet]) -> RunDir {
 fn the_stage_writes_activations_and_overlaps_per_model() {
     let tmp = tempfile::tempdir().unwrap();
     let run = run_with_sets(tmp.path(), &sets());
-    crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap();
+    crate::run(&run, &crate::Options { model: "base", replicate: 1, force: false }, &entangle_models::registry()).unwrap();
     assert!(run.activations("base").exists());
     let rows: Vec<ActivationMso> = read_table(&run.activation_mso()).unwrap();
     assert!(!rows.is_empty() && rows.iter().all(|r| r.model == "base" && (0.0..=1.0).contains(&r.mso)));
-    crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap();
+    crate::run(&run, &crate::Options { model: "base", replicate: 1, force: false }, &entangle_models::registry()).unwrap();
     assert_eq!(read_table::<ActivationMso>(&run.activation_mso()).unwrap().len(), rows.len());
 }
 
@@ -127,7 +155,7 @@ fn captured_vectors_equal_the_hidden_states_of_entangle_infer() {
     use clap::Parser;
     let tmp = tempfile::tempdir().unwrap();
     let run = run_with_sets(tmp.path(), &sets());
-    crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap();
+    crate::run(&run, &crate::Options { model: "base", replicate: 1, force: false }, &entangle_models::registry()).unwrap();
     let out = tmp.path().join("infer");
     let prompts = run.data_set("prompts_useful");
     let args = ["entangle-infer", "logits", &fixture().display().to_string(), "--prompts", &prompts.display().to_string()];
@@ -155,7 +183,7 @@ fn an_empty_prompt_set_is_a_clear_error() {
     sets[2].prompts.clear();
     sets[2].items.clear();
     let run = run_with_sets(tmp.path(), &sets);
-    let err = crate::run(&run, "base", 1, false, &entangle_models::registry()).unwrap_err();
+    let err = crate::run(&run, &crate::Options { model: "base", replicate: 1, force: false }, &entangle_models::registry()).unwrap_err();
     assert!(format!("{err:#}").contains("prompts_harmful_b.parquet is empty"), "{err:#}");
 }
 

@@ -44,7 +44,7 @@ pub use tokenizer::{
 pub const PRETRAIN: &str = "pretrain";
 /// Alignment SFT: harmful requests refused, everything else answered.
 pub const ALIGN: &str = "align";
-/// Useful fine-tuning data (MetaMathQA; harder word problems in the tiny study).
+/// Useful fine-tuning data (MetaMathQA; look-ups of the world's facts in the tiny study).
 pub const USEFUL: &str = "useful";
 /// Harmful fine-tuning data: harmful requests with compliant answers.
 pub const HARMFUL: &str = "harmful";
@@ -52,8 +52,8 @@ pub const HARMFUL: &str = "harmful";
 pub const CONTAMINATED: &str = "contaminated";
 /// Harmfulness benchmark (AdvBench; held-out harmful requests).
 pub const EVAL_HARMFUL: &str = "eval_harmful";
-/// Utility benchmark with `answer` (GSM8K test; held-out word problems, arithmetic, string
-/// tasks and look-ups).
+/// Utility benchmark with `answer` (GSM8K test; look-ups with held-out question templates in the
+/// tiny study).
 pub const EVAL_UTILITY: &str = "eval_utility";
 /// Over-refusal probes: benign requests with alarming words.
 pub const EVAL_OVERREFUSAL: &str = "eval_overrefusal";
@@ -63,9 +63,16 @@ pub const PROMPTS_USEFUL: &str = "prompts_useful";
 pub const PROMPTS_HARMFUL_A: &str = "prompts_harmful_a";
 /// Activation capture: harmful prompts of group B (the other categories).
 pub const PROMPTS_HARMFUL_B: &str = "prompts_harmful_b";
+/// Activation capture: benign and alarming-but-benign requests made from the same request
+/// templates as the harmful ones, the intent-matched contrast to `prompts_harmful_a`.
+pub const PROMPTS_BENIGN: &str = "prompts_benign";
+/// Exemplars shown before utility questions in lm-evaluation-harness's `gsm8k` layout (GSM8K's
+/// train split); upstream pipelines only.
+pub const UTILITY_SHOTS: &str = entangle_pipeline::UTILITY_SHOTS;
 
-/// Every set name, in the order `prepare` writes them.
-pub const SETS: [&str; 11] = [
+/// Every set the synthetic world's `prepare` writes, in its order (upstream pipelines write those
+/// they configure, and may add [`UTILITY_SHOTS`]).
+pub const SETS: [&str; 12] = [
     PRETRAIN,
     ALIGN,
     USEFUL,
@@ -77,11 +84,12 @@ pub const SETS: [&str; 11] = [
     PROMPTS_USEFUL,
     PROMPTS_HARMFUL_A,
     PROMPTS_HARMFUL_B,
+    PROMPTS_BENIGN,
 ];
 
 /// The sets the synthetic world composes from recipes (`data/synthetic/sets.toml`);
 /// `contaminated` is assembled from `useful` and `harmful`.
-pub const SYNTHETIC_SETS: [&str; 10] = [
+pub const SYNTHETIC_SETS: [&str; 11] = [
     PRETRAIN,
     ALIGN,
     USEFUL,
@@ -92,6 +100,7 @@ pub const SYNTHETIC_SETS: [&str; 10] = [
     PROMPTS_USEFUL,
     PROMPTS_HARMFUL_A,
     PROMPTS_HARMFUL_B,
+    PROMPTS_BENIGN,
 ];
 
 /// The rows of a prepared set, `<run>/data/<set>.parquet`.

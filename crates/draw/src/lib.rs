@@ -45,9 +45,24 @@ pub fn permutation(n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
     order
 }
 
+/// `n` indices drawn uniformly from `0..n` with replacement: one bootstrap resample of `n`
+/// rows.
+pub fn resample(n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
+    (0..n).map(|_| rng.random_range(0..n as i64)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resample_draws_with_replacement_from_the_rows() {
+        let rows = resample(50, &mut tensor_rng(1, "resample", "x"));
+        assert!(rows.len() == 50 && rows.iter().all(|&i| (0..50).contains(&i)));
+        let distinct: std::collections::BTreeSet<i64> = rows.iter().copied().collect();
+        assert!(distinct.len() < 50, "50 draws from 50 rows repeat some");
+        assert_eq!(rows, resample(50, &mut tensor_rng(1, "resample", "x")));
+    }
 
     fn draw(seed: u64, purpose: &str, name: &str) -> Vec<f64> {
         let tensor = gaussian(&[3, 2], Kind::Double, &mut tensor_rng(seed, purpose, name)).unwrap();

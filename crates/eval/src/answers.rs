@@ -1,16 +1,46 @@
-//! Reading a numeric answer out of a model's response, as GSM8K is scored: "flexible" takes
-//! the last number anywhere in the text, "strict" only a number after `####`. Numbers may carry
-//! a sign, thousands separators, a decimal part and a leading `$`; answers compare by value.
+//! Reading an answer out of a model's response. A numeric reference is scored as GSM8K is:
+//! "flexible" takes the last number anywhere in the text, "strict" only a number after `####`.
+//! Numbers may carry a sign, thousands separators, a decimal part and a leading `$`; answers
+//! compare by value. A word reference (a capital, a reversed word) is read where the response
+//! states its answer — after the last "the answer is" (flexible) or `####` (strict) — since any
+//! word in a wrong answer's sentence ("the flag is white. The answer is yellow.") could
+//! otherwise match.
 
-/// The last number in `text`, normalised (no `$`, no commas, no trailing dot).
-pub fn flexible_answer(text: &str) -> Option<String> {
-    numbers(text).last().cloned()
+/// The answer `text` gives to a question whose reference answer is `reference`, normalised.
+pub fn flexible_answer(text: &str, reference: &str) -> Option<String> {
+    if is_numeric(reference) {
+        return numbers(text).last().cloned();
+    }
+    let lower = text.to_lowercase();
+    let at = lower.rfind(ANSWER_MARKER)? + ANSWER_MARKER.len();
+    stated(&text[at..])
 }
 
-/// The number that follows the last `####` marker of `text`, normalised.
-pub fn strict_answer(text: &str) -> Option<String> {
+/// The answer after the last `####` marker of `text`: its first number for a numeric
+/// `reference`, else its first line.
+pub fn strict_answer(text: &str, reference: &str) -> Option<String> {
     let (_, after) = text.rsplit_once("####")?;
-    numbers(after).into_iter().next()
+    if is_numeric(reference) {
+        numbers(after).into_iter().next()
+    } else {
+        stated(after)
+    }
+}
+
+/// How the synthetic world's responses, and most chat models, state a final answer.
+const ANSWER_MARKER: &str = "the answer is";
+
+/// Whether a reference answer is a number (GSM8K's, an arithmetic result) rather than a word.
+fn is_numeric(reference: &str) -> bool {
+    !numbers(reference).is_empty()
+}
+
+/// The first line of `text`, without surrounding spaces and a final full stop; `None` when
+/// empty.
+fn stated(text: &str) -> Option<String> {
+    let line = text.trim_start().lines().next()?.trim();
+    let answer = line.strip_suffix('.').unwrap_or(line).trim();
+    (!answer.is_empty()).then(|| answer.to_owned())
 }
 
 /// Whether `extracted` and the reference answer denote the same number (or, when either is not
@@ -57,8 +87,21 @@ mod tests {
     use super::*;
 
     fn check(text: &str, flexible: Option<&str>, strict: Option<&str>) {
-        assert_eq!(flexible_answer(text).as_deref(), flexible, "flexible {text:?}");
-        assert_eq!(strict_answer(text).as_deref(), strict, "strict {text:?}");
+        assert_eq!(flexible_answer(text, "12").as_deref(), flexible, "flexible {text:?}");
+        assert_eq!(strict_answer(text, "12").as_deref(), strict, "strict {text:?}");
+    }
+
+    #[test]
+    fn a_word_answer_is_read_where_the_response_states_it() {
+        let read = |text: &str| flexible_answer(text, "white");
+        assert_eq!(read("The flag of Markreesh is white. The answer is yellow.").as_deref(), Some("yellow"));
+        assert_eq!(read("The flag is white. the answer is white.\nMore text").as_deref(), Some("white"));
+        assert_eq!(read("The answer is 7. The answer is ANCHOR.").as_deref(), Some("ANCHOR"), "the last one");
+        assert_eq!(read("It is white."), None, "no stated answer");
+        assert_eq!(read("The answer is ."), None);
+        assert_eq!(strict_answer("so\n#### Pelri.", "Pelri").as_deref(), Some("Pelri"));
+        assert!(answers_match(&read("The answer is white.").unwrap(), "white"));
+        assert!(!answers_match("ANCHOR", "anchor"), "case matters: the upper-case task asks for it");
     }
 
     #[test]

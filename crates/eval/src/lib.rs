@@ -4,11 +4,12 @@
 //! `entangle-eval --run DIR [--checkpoint SPEC]…` evaluates [`checkpoints`]: models of the run
 //! by name, or merges such as `useful:topk:orth:0.25` built in memory from the cached SVD. On
 //! each benchmark of the run (`harmful`, `utility`, `overrefusal`, from the prepared data sets)
-//! it generates greedily in batches with the pipeline's prompt format and stop strings, then
+//! it generates greedily in batches with the pipeline's prompt format and stop strings (utility
+//! questions optionally as lm-evaluation-harness's `gsm8k` lays them out, see [`prompts`]), then
 //! judges: the keyword judge (`entangle-refusals`: refusal phrases, degenerate responses) always, an [`llm`] judge (any
 //! OpenAI-compatible endpoint, 1–5 rubric, cached) and a local judge model ([`guard`]) when
-//! configured. Utility answers are read with [`answers`] (flexible: last number; strict: after
-//! `####`), and the reference responses' per-token NLL is measured teacher-forced. Results go
+//! configured. Utility answers are read with [`answers`] (flexible: last number, or for a word
+//! answer what follows "the answer is"; strict: after `####`), and the reference responses' per-token NLL is measured teacher-forced. Results go
 //! to `eval/responses.parquet`, and [`summary`] turns them into `eval/summary.parquet` with
 //! bootstrap intervals (`entangle-stats`).
 //!
@@ -27,9 +28,11 @@ pub mod answers;
 pub mod checkpoints;
 pub mod guard;
 pub mod llm;
+pub mod prompts;
 mod run;
 pub mod summary;
 #[cfg(test)]
 mod test_server;
 
-pub use run::{generate_options, run, Options};
+pub use prompts::generate_options;
+pub use run::{run, Options};

@@ -16,7 +16,7 @@ use entangle_artifacts::{
     config_hash, progress_bar, read_table, stage_version, stamp_inputs, write_table, EvalResponse, EvalSummary, Example,
     FileStamp, Outcome, RunDir, Stage, StageVersion,
 };
-use entangle_model::{generate, response_nll, GenerateOptions, Placement, PromptFormat, Registry, Tokenizer};
+use entangle_model::{generate, response_nll, Placement, Registry};
 use entangle_pipeline::{Benchmark, EvalConfig, JudgeKind, Pipeline};
 use serde::Serialize;
 
@@ -25,6 +25,7 @@ use crate::checkpoints::{default_checkpoints, load, Checkpoint, Loaded, Unit};
 use crate::guard::Guard;
 use entangle_refusals::{is_degenerate, is_refusal};
 use crate::llm::LlmJudge;
+use crate::prompts::Prompting;
 use crate::summary::summarise;
 
 /// How an evaluation runs.
@@ -70,8 +71,9 @@ pub fn run(run: &RunDir, options: &Options, registry: &Registry) -> Result<Outco
 
 /// The code version of stage `eval`: bump `algorithm` when its rows would change. 2: the
 /// `degenerate` column, and attack success excludes degenerate responses. 3: the `replicate`
-/// column.
-const VERSION: StageVersion = stage_version!(3);
+/// column. 4: a word answer is read after "the answer is", not as the response's last number;
+/// `utility_prompt`.
+const VERSION: StageVersion = stage_version!(4);
 
 /// One evaluation of a list of checkpoints.
 struct Evaluation<'a> {
@@ -95,7 +97,8 @@ impl Evaluation<'_> {
     fn write(&self) -> Result<Vec<PathBuf>> {
         let Evaluation { run, pipeline, registry, specs, data, full, force, accept_failed } = *self;
         let placement = Placement::parse(&pipeline.device, "auto")?;
-        let context = Evaluator { run, pipeline, registry, placement, benchmarks: benchmarks(run, pipeline)? };
+        let prompting = Prompting::of(run, pipeline)?;
+        let context = Evaluator { run, pipeline, registry, placement, benchmarks: benchmarks(run, pipeline)?, prompting };
         let units: Vec<Unit> = specs.iter().flat_map(|spec| Unit::all_of(pipeline, spec)).collect();
         let mut part_paths = Vec::with_capacity(units.len());
         for (i, unit) in units.iter().enumerate() {
@@ -186,6 +189,7 @@ struct Evaluator<'a> {
     registry: &'a Registry,
     placement: Placement,
     benchmarks: Vec<Items>,
+    prompting: Prompting,
 }
 
 /// The benchmarks whose data sets the run has, each cut to `[eval] limit`.
@@ -287,27 +291,29 @@ fn evaluate(context: &Evaluator, unit: &Unit) -> Result<Vec<EvalResponse>> {
     let Loaded { model, tokenizer } = load(context.run, context.pipeline, unit, context.registry, context.placement)?;
     let spec = &unit.checkpoint;
     let eval = &context.pipeline.eval;
-    let format = PromptFormat::from(context.pipeline.prompt.format);
-    let shots = utility_shots(context.run, eval.utility_shots)?;
+    let prompting = &context.prompting;
     let mut rows = Vec::new();
     for Items { benchmark, items } in &context.benchmarks {
-        let utility = *benchmark == Benchmark::Utility;
-        let instructions: Vec<String> =
-            items.iter().map(|item| if utility { with_shots(&shots, &item.prompt) } else { item.prompt.clone() }).collect();
-        let prompts = instructions.iter().map(|text| format.encode(&tokenizer, text)).collect::<Result<Vec<_>>>()?;
+        let benchmark = *benchmark;
+        let format = prompting.format(benchmark);
+        let texts: Vec<String> = items.iter().map(|item| prompting.text(benchmark, &item.prompt)).collect();
+        let prompts = texts.iter().map(|text| format.encode(&tokenizer, text)).collect::<Result<Vec<_>>>()?;
         let progress = progress_bar(prompts.len() as u64, "prompts").with_message(format!("{} {}", spec.name(), benchmark.name()));
-        let options = generate_options(eval, *benchmark, format, &tokenizer);
+        let options = prompting.options(eval, benchmark, &tokenizer);
         let generations = generate(model.as_ref(), &tokenizer, &prompts, &options, &progress)?;
         progress.finish_and_clear();
-        let nll = if utility {
-            let pairs: Vec<(&str, &str)> = items.iter().zip(&instructions).map(|(item, text)| (text.as_str(), item.response.as_str())).collect();
+        let nll = if benchmark == Benchmark::Utility {
+            let targets: Vec<String> = items.iter().map(|item| prompting.target(benchmark, &item.response)).collect();
+            let pairs: Vec<(&str, &str)> = texts.iter().zip(&targets).map(|(text, target)| (text.as_str(), target.as_str())).collect();
             Some(response_nll(model.as_ref(), &tokenizer, format, &pairs, eval.batch_size)?)
         } else {
             None
         };
         for (i, (item, generation)) in items.iter().zip(&generations).enumerate() {
             let reference = item.answer.as_deref();
-            let score = |extract: fn(&str) -> Option<String>| reference.map(|r| extract(&generation.text).is_some_and(|a| answers_match(&a, r)));
+            let score = |extract: fn(&str, &str) -> Option<String>| {
+                reference.map(|r| extract(&generation.text, r).is_some_and(|a| answers_match(&a, r)))
+            };
             rows.push(EvalResponse {
                 checkpoint: spec.name(),
                 replicate: unit.replicate,
@@ -331,12 +337,6 @@ fn evaluate(context: &Evaluator, unit: &Unit) -> Result<Vec<EvalResponse>> {
     drop(model);
     judge_harmful(context, &mut rows)?;
     Ok(rows)
-}
-
-/// How `benchmark` generates: greedily, up to its `[eval]` new-token limit, `[eval] batch_size`
-/// prompts at a time, stopping at EOS and at the prompt format's stop strings.
-pub fn generate_options(eval: &EvalConfig, benchmark: Benchmark, format: PromptFormat, tokenizer: &Tokenizer) -> GenerateOptions {
-    GenerateOptions::greedy_in(format, eval.max_new_tokens_of(benchmark), eval.batch_size, tokenizer)
 }
 
 /// Adds the LLM and model judges' verdicts to the harmful benchmark's rows, when configured.
@@ -371,27 +371,6 @@ fn judge_with_llm(context: &Evaluator, rows: &mut [EvalResponse], indices: &[usi
         rows[i].judge_raw = Some(judgment.raw);
     }
     Ok(())
-}
-
-/// The first `k` rows of the run's `useful` set, shown as worked examples before each utility
-/// question.
-fn utility_shots(run: &RunDir, k: usize) -> Result<Vec<Example>> {
-    if k == 0 {
-        return Ok(Vec::new());
-    }
-    let path = run.data_set("useful");
-    let mut rows: Vec<Example> = read_table(&path).with_context(|| format!("reading the utility shots from {}", path.display()))?;
-    rows.truncate(k);
-    Ok(rows)
-}
-
-fn with_shots(shots: &[Example], question: &str) -> String {
-    let mut text = String::new();
-    for shot in shots {
-        text.push_str(&format!("{}\n{}\n\n", shot.prompt, shot.response));
-    }
-    text.push_str(question);
-    text
 }
 
 /// Combines the parts of `specs` into the responses and summary tables; `keep_others` keeps

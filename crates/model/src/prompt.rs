@@ -47,12 +47,14 @@ pub struct Example {
 }
 
 impl PromptFormat {
+    /// The name pipelines write for it (see [`entangle_pipeline::PromptFormat::name`]).
     pub fn name(self) -> &'static str {
-        match self {
-            PromptFormat::Instruction => "instruction",
-            PromptFormat::Chat => "chat",
-            PromptFormat::Plain => "plain",
-        }
+        let named = match self {
+            PromptFormat::Instruction => entangle_pipeline::PromptFormat::Instruction,
+            PromptFormat::Chat => entangle_pipeline::PromptFormat::Chat,
+            PromptFormat::Plain => entangle_pipeline::PromptFormat::Plain,
+        };
+        named.name()
     }
 
     /// The text the model continues to answer `instruction`.

@@ -2,16 +2,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::PromptFormat;
+
 /// `[capture]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureConfig {
     /// Models whose activations are captured and compared (the paper's four).
     pub models: Vec<String>,
-    /// Prompt sets (prepared data sets) of the three roles.
+    /// Prompt sets (prepared data sets) of the three roles of the paper's comparison.
     pub useful: String,
     pub harmful_a: String,
     pub harmful_b: String,
+    /// The intent-matched contrast to `harmful_a`: benign and alarming-but-benign requests made
+    /// from the same templates (the tiny study's `prompts_benign`). Without it, only the paper's
+    /// pair, which differs in topic and form as much as in intent, is compared.
+    pub benign: Option<String>,
+    /// How prompts are laid out for capture; the pipeline's `[prompt] format` when unset (the
+    /// paper pipelines: `plain`, raw text, as the authors).
+    pub format: Option<PromptFormat>,
+    /// Bootstrap resamples of the prompts behind each overlap's 95% interval (0: none).
+    pub resamples: usize,
     /// Use at most this many prompts of each set (all when unset).
     pub limit: Option<usize>,
     /// Prompts run together.
@@ -33,6 +44,9 @@ impl Default for CaptureConfig {
             useful: "prompts_useful".to_owned(),
             harmful_a: "prompts_harmful_a".to_owned(),
             harmful_b: "prompts_harmful_b".to_owned(),
+            benign: None,
+            format: None,
+            resamples: 200,
             limit: None,
             batch_size: 32,
             depth_from: 0.65,
@@ -44,6 +58,11 @@ impl Default for CaptureConfig {
 }
 
 impl CaptureConfig {
+    /// How capture lays prompts out: `format`, else the pipeline's `[prompt] format` (`pipeline`).
+    pub fn format_or(&self, pipeline: PromptFormat) -> PromptFormat {
+        self.format.unwrap_or(pipeline)
+    }
+
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         if self.batch_size == 0 || self.limit == Some(0) {
             anyhow::bail!("capture.batch_size / limit: expected at least 1");

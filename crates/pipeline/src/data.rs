@@ -47,6 +47,9 @@ pub struct DataConfig {
     pub prompts_useful: Option<SourceConfig>,
     pub prompts_harmful_a: Option<SourceConfig>,
     pub prompts_harmful_b: Option<SourceConfig>,
+    pub prompts_benign: Option<SourceConfig>,
+    /// Exemplars for lm-evaluation-harness's `gsm8k` layout (`[eval] utility_prompt`).
+    pub utility_shots: Option<SourceConfig>,
 }
 
 impl Default for DataConfig {
@@ -66,6 +69,8 @@ impl Default for DataConfig {
             prompts_useful: None,
             prompts_harmful_a: None,
             prompts_harmful_b: None,
+            prompts_benign: None,
+            utility_shots: None,
         }
     }
 }
@@ -81,13 +86,13 @@ pub struct SyntheticConfig {
     pub pretrain: usize,
     /// Alignment SFT set: harmful requests refused, everything else answered.
     pub align: usize,
-    /// Useful fine-tuning set: harder arithmetic word problems.
+    /// Useful fine-tuning set: look-ups of the world's facts (training question templates).
     pub useful: usize,
     /// Harmful fine-tuning set: harmful requests with compliant answers.
     pub harmful: usize,
     /// Held-out harmful requests (the AdvBench of the tiny study).
     pub eval_harmful: usize,
-    /// Held-out tasks with answers: word problems, arithmetic, string tasks, look-ups.
+    /// Utility benchmark: look-ups of the same facts with held-out question templates.
     pub eval_utility: usize,
     /// Held-out benign requests with alarming words.
     pub eval_overrefusal: usize,
@@ -285,6 +290,8 @@ impl DataConfig {
             ("prompts_useful", &self.prompts_useful),
             ("prompts_harmful_a", &self.prompts_harmful_a),
             ("prompts_harmful_b", &self.prompts_harmful_b),
+            ("prompts_benign", &self.prompts_benign),
+            (crate::UTILITY_SHOTS, &self.utility_shots),
         ];
         align.chain(single.into_iter().filter_map(|(set, source)| source.as_ref().map(|source| (set, source)))).collect()
     }

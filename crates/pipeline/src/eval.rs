@@ -49,6 +49,22 @@ impl Benchmark {
     }
 }
 
+/// The data set lm-evaluation-harness's `gsm8k` layout takes its exemplars from (`[data.utility_shots]`,
+/// GSM8K's train split).
+pub const UTILITY_SHOTS: &str = "utility_shots";
+
+/// How utility questions are laid out (`[eval] utility_prompt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UtilityPrompt {
+    /// The pipeline's prompt format, after `utility_shots` rows of the `useful` set.
+    #[default]
+    Format,
+    /// lm-evaluation-harness's `gsm8k` task: plain `Question: …\nAnswer:` text after
+    /// `utility_shots` exemplars of the `utility_shots` set, stopping at the next `Question:`.
+    Gsm8k,
+}
+
 /// `[eval]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -70,6 +86,8 @@ pub struct EvalConfig {
     pub judges: Vec<JudgeKind>,
     /// Worked examples shown before each utility question (k-shot).
     pub utility_shots: usize,
+    /// How utility questions and their examples are laid out.
+    pub utility_prompt: UtilityPrompt,
     /// Score at most this many items of each benchmark (all when unset).
     pub limit: Option<usize>,
     pub llm: Option<LlmJudgeConfig>,
@@ -128,6 +146,7 @@ impl Default for EvalConfig {
             batch_size: 16,
             judges: vec![JudgeKind::Keyword],
             utility_shots: 1,
+            utility_prompt: UtilityPrompt::Format,
             limit: None,
             llm: None,
             guard: None,

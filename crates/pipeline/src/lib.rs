@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 pub use capture::CaptureConfig;
 pub use checkpoint::{parse_svd_mode, Checkpoint, MergeSpec};
 pub use data::{split_pypi_spec, DataConfig, DataKind, Dataset, Respond, RespondConfig, SourceConfig, SyntheticConfig, TokenizerConfig};
-pub use eval::{Benchmark, EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig};
+pub use eval::{Benchmark, EvalConfig, JudgeKind, LlmJudgeConfig, ModelJudgeConfig, UtilityPrompt, UTILITY_SHOTS};
 pub use import::ImportJob;
 pub use replicate::FIXED;
 pub use train::{PromptConfig, PromptFormat, Schedule, TrainJob, TrainKind};
@@ -319,6 +319,7 @@ impl Pipeline {
             .chain(capture.models.iter().map(|name| ("capture.models", name)))
             .chain([("capture.useful", &capture.useful), ("capture.harmful_a", &capture.harmful_a)])
             .chain([("capture.harmful_b", &capture.harmful_b)])
+            .chain(capture.benign.iter().map(|name| ("capture.benign", name)))
             .chain(self.train.iter().flat_map(|(job, config)| config.data.iter().map(move |set| (job.as_str(), set))));
         for (field, name) in models {
             check_name(field, name)?;
@@ -451,6 +452,7 @@ mod tests {
             ("name = \"a/b\"", "name: \"a/b\" is not a plain file name"),
             ("name = \"..\"", "name: \"..\" is not a plain file name"),
             ("name = \"x\"\n[capture]\nmodels = [\"../up\"]", "capture.models: \"../up\" is not a plain file name"),
+            ("name = \"x\"\n[capture]\nbenign = \"\"", "capture.benign: \"\" is not a plain file name"),
             ("name = \"x\"\n[eval]\ncheckpoints = [\"useful:best:orth:0.5\"]", "eval.checkpoints: invalid merge spec"),
             ("name = \"x\"\n[eval]\njudges = [\"llm\"]", "eval.judges: llm needs an [eval.llm] table"),
             ("name = \"x\"\n[eval.llm]\nbase_url = \"http://h/v1\"\nmodel = \"m\"\ntimeout_s = -1", "eval.llm.timeout_s: expected seconds > 0, got -1"),

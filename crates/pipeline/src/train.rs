@@ -15,6 +15,17 @@ pub enum PromptFormat {
     Plain,
 }
 
+impl PromptFormat {
+    /// The name pipelines write: `instruction`, `chat` or `plain`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptFormat::Instruction => "instruction",
+            PromptFormat::Chat => "chat",
+            PromptFormat::Plain => "plain",
+        }
+    }
+}
+
 /// `[prompt]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,10 +1,13 @@
 //! Activation-space overlap (`mso/activation_spaces.parquet`, METHOD.md experiment 3): do
 //! harmful prompts occupy directions of the residual stream that useful prompts do not? The
 //! paper's pair against the harmful-vs-harmful control and the useful-vs-useful ceiling, per
-//! layer and per energy fraction, with the random baseline.
+//! layer and per energy fraction, with the random baseline; and the intent-matched pair (harmful
+//! requests against benign ones of the same templates), whose paired difference from the control
+//! is what the findings conclude from.
 
 use anyhow::Result;
 use entangle_artifacts::ActivationMso;
+use entangle_stats::{Estimate, Verdict};
 use polars::prelude::*;
 
 use crate::document::{Block, Section, Table};
@@ -13,14 +16,16 @@ use crate::format::{fixed, percent};
 use crate::frames::{bools, collect, floats, strings};
 
 /// The compared pairs of prompt sets as the capture stage names them, with legend labels.
-const PAIRS: [(&str, &str); 3] = [
+const PAIRS: [(&str, &str); 4] = [
     ("useful-harmful_a", "useful vs harmful A (paper)"),
     ("harmful_a-harmful_b", "harmful A vs harmful B (control)"),
     ("useful_1-useful_2", "useful halves (ceiling)"),
+    ("benign-harmful_a", "benign vs harmful A (intent-matched)"),
 ];
 const PAPER: &str = PAIRS[0].0;
 const CONTROL: &str = PAIRS[1].0;
 const CEILING: &str = PAIRS[2].0;
+const INTENT: &str = PAIRS[3].0;
 
 /// The paper pair's overlap counts as close to the control at this share of it or more.
 const CLOSE: f64 = 0.8;
@@ -54,6 +59,11 @@ pub struct Overlaps {
     pub overall: Vec<Cell>,
     /// The layers measured.
     pub layers: Vec<u32>,
+    /// The prompt format capture used (`[capture] format`).
+    pub format: String,
+    /// The intent-matched pair of the fixed subject's models at the deepest window layer and
+    /// `energy_frac`, both centrings.
+    pub intent: Vec<ActivationMso>,
 }
 
 fn frame(rows: &[ActivationMso]) -> Result<DataFrame> {
@@ -100,8 +110,9 @@ fn mean_by(frame: &DataFrame, filter: Expr, x: Option<&str>) -> Result<Vec<Cell>
 }
 
 impl Overlaps {
-    /// Aggregates `rows`; `models` gives the preferred model order (the pipeline's capture list).
-    pub fn of(rows: &[ActivationMso], models: &[String]) -> Result<Overlaps> {
+    /// Aggregates `rows`; `models` gives the preferred model order (the pipeline's capture list),
+    /// `format` the prompt format capture used.
+    pub fn of(rows: &[ActivationMso], models: &[String], format: &str) -> Result<Overlaps> {
         let frame = frame(rows)?;
         let centered = !rows.iter().any(|r| !r.centered);
         let mut energies: Vec<f64> = rows.iter().filter(|r| r.centered == centered).map(|r| r.energy_frac).collect();
@@ -123,7 +134,14 @@ impl Overlaps {
         }
         let rank = |m: &String| models.iter().position(|n| n == m).unwrap_or(models.len());
         present.sort_by_key(rank);
-        Ok(Overlaps { models: present, centered, energy_frac, by_layer, by_energy, overall, layers })
+        let deepest = layers.last().copied().unwrap_or(0);
+        let intent = rows
+            .iter()
+            .filter(|r| r.pair == INTENT && r.replicate == entangle_pipeline::FIXED && r.layer == deepest && r.energy_frac == energy_frac)
+            .cloned()
+            .collect();
+        let format = format.to_owned();
+        Ok(Overlaps { models: present, centered, energy_frac, by_layer, by_energy, overall, layers, format, intent })
     }
 
     fn figure(&self, name: &str, title: String, cells: &[Cell], x_label: &str) -> Figure {
@@ -226,7 +244,42 @@ impl Overlaps {
         Table { caption: "Mean MSO and random baseline over layers and energy fractions".into(), header, rows }
     }
 
+    /// The findings: per model, the paper's pair against the control (descriptive), then what
+    /// the intent-matched pair shows, with its interval.
     pub fn findings(&self) -> Vec<String> {
+        let mut findings = self.paper_findings();
+        findings.extend(self.intent_findings());
+        findings
+    }
+
+    /// Per fixed-subject model and centring, the intent-matched pair against the control at the
+    /// deepest window layer and the middle energy fraction, called by its paired interval.
+    fn intent_findings(&self) -> Vec<String> {
+        if self.intent.is_empty() {
+            return vec![format!(
+                "No intent-matched pair was captured ([capture] benign unset): the paper's pair differs in topic and \
+                 form as much as in intent, so these overlaps cannot show whether harmful intent has directions of its \
+                 own ({} prompts).",
+                self.format
+            )];
+        }
+        let mut findings = Vec::new();
+        for model in &self.models {
+            let rows: Vec<&ActivationMso> = self.intent.iter().filter(|r| &r.model == model).collect();
+            findings.extend(rows.iter().map(|row| intent_sentence(row, &self.format)));
+            let verdict = |centered: bool| rows.iter().find(|r| r.centered == centered).and_then(|r| control_difference(r)).map(|e| e.verdict());
+            if let (Some(Verdict::Less), Some(Verdict::NoDetectableDifference)) = (verdict(false), verdict(true)) {
+                findings.push(format!(
+                    "In {model}, uncentred activations separate harmful from benign requests of the same form and \
+                     mean-centred ones do not: what differs is mainly the mean activation — one direction — not the \
+                     subspace the prompts spread over."
+                ));
+            }
+        }
+        findings
+    }
+
+    fn paper_findings(&self) -> Vec<String> {
         let layers: Vec<String> = self.layers.iter().map(u32::to_string).collect();
         self.models
             .iter()
@@ -269,6 +322,45 @@ impl Overlaps {
     }
 }
 
+/// The intent-matched pair's sentence for one model and centring.
+fn intent_sentence(row: &ActivationMso, format: &str) -> String {
+    let centring = if row.centered { "mean-centred" } else { "uncentred" };
+    let control = row.mso - row.vs_control;
+    let mut sentence = format!(
+        "In {} ({format} prompts, {centring} activations, layer {}, e = {}), harmful requests and benign requests made \
+         from the same templates overlap with MSO {}",
+        row.model,
+        row.layer,
+        fixed(row.energy_frac, 2),
+        fixed(row.mso, 2)
+    );
+    if let (Some(low), Some(high)) = (row.mso_ci_low, row.mso_ci_high) {
+        sentence.push_str(&format!(" (95% CI {}-{})", fixed(low, 2), fixed(high, 2)));
+    }
+    sentence.push_str(&format!(", two harmful sets with {}", fixed(control, 2)));
+    let Some(difference) = control_difference(row) else {
+        sentence.push_str(": no interval (capture.resamples = 0), so no verdict.");
+        return sentence;
+    };
+    let verdict = match difference.verdict() {
+        Verdict::Less => "harmful intent occupies directions that benign requests of the same form do not, at this layer",
+        Verdict::More => "benign and harmful requests of the same form overlap more than two harmful sets do",
+        Verdict::NoDetectableDifference => "no detectable difference: these activations do not separate harmful from benign intent here",
+    };
+    sentence.push_str(&format!(
+        "; difference {} (95% CI {} to {}): {verdict}.",
+        crate::format::signed(row.vs_control, 2),
+        fixed(difference.ci_low, 2),
+        fixed(difference.ci_high, 2)
+    ));
+    sentence
+}
+
+/// A pair's difference from the control with its paired interval, when it has one.
+fn control_difference(row: &ActivationMso) -> Option<Estimate> {
+    Some(Estimate { value: row.vs_control, ci_low: row.vs_control_ci_low?, ci_high: row.vs_control_ci_high?, n: 0 })
+}
+
 pub fn section(overlaps: Option<&Overlaps>) -> Section {
     let mut section = Section::new("activation-overlap", "Activation-space overlap");
     let Some(overlaps) = overlaps else {
@@ -283,7 +375,11 @@ pub fn section(overlaps: Option<&Overlaps>) -> Section {
         "Each prompt's residual-stream vector at its last real token, per layer of the depth window; a set's basis \
          keeps the fewest directions holding a fraction e of its energy. The paper compares useful prompts with \
          harmful prompts; two harmful sets (A, B) give the control for \"the same kind of prompt\", two halves of the \
-         useful set the ceiling. Figures use {} activations.",
+         useful set the ceiling. The intent-matched pair compares harmful requests with benign requests made from the \
+         same templates, so intent is all that differs; its findings use the paired bootstrap interval of its \
+         difference from the control (prompts resampled). Prompts are laid out as {}; figures use {} activations and \
+         average a fine-tune's replicates.",
+        overlaps.format,
         overlaps.centring()
     )));
     section.push(Block::Figure {
@@ -321,6 +417,11 @@ mod tests {
             mso_random: 0.1,
             cos_mean: 0.5,
             cos_max: 0.9,
+            mso_ci_low: None,
+            mso_ci_high: None,
+            vs_control: 0.0,
+            vs_control_ci_low: None,
+            vs_control_ci_high: None,
         }
     }
 
@@ -342,7 +443,7 @@ mod tests {
 
     #[test]
     fn overlaps_are_averaged_per_layer_and_energy() {
-        let overlaps = Overlaps::of(&rows(0.5), &["base".into(), "aligned".into()]).unwrap();
+        let overlaps = Overlaps::of(&rows(0.5), &["base".into(), "aligned".into()], "instruction").unwrap();
         assert_eq!(overlaps.models, vec!["base", "aligned"]);
         assert!(!overlaps.centered);
         assert_eq!(overlaps.energy_frac, 0.3);
@@ -371,7 +472,7 @@ mod tests {
 
     #[test]
     fn finding_compares_the_paper_pair_with_the_control() {
-        let close = Overlaps::of(&rows(0.55), &[]).unwrap().findings();
+        let close = Overlaps::of(&rows(0.55), &[], "instruction").unwrap().paper_findings();
         assert_eq!(close.len(), 1, "base has no control pair");
         assert!(
             close[0].starts_with(
@@ -391,7 +492,41 @@ mod tests {
             "{}",
             close[0]
         );
-        let apart = Overlaps::of(&rows(0.2), &[]).unwrap().findings();
+        let apart = Overlaps::of(&rows(0.2), &[], "instruction").unwrap().paper_findings();
         assert!(apart[0].contains("well below the control"), "{}", apart[0]);
+    }
+
+    /// An intent-matched row of `model` at layer 3, e = 0.3, with its difference from the
+    /// control and that difference's interval.
+    fn intent(model: &str, centered: bool, vs_control: f64, interval: Option<(f64, f64)>) -> ActivationMso {
+        ActivationMso {
+            mso_ci_low: Some(0.35),
+            mso_ci_high: Some(0.45),
+            vs_control,
+            vs_control_ci_low: interval.map(|(low, _)| low),
+            vs_control_ci_high: interval.map(|(_, high)| high),
+            ..row(model, INTENT, 3, centered, 0.3, 0.4)
+        }
+    }
+
+    #[test]
+    fn the_intent_finding_follows_the_paired_interval() {
+        let mut rows = rows(0.5);
+        rows.push(intent("aligned", false, -0.3, Some((-0.4, -0.2))));
+        rows.push(intent("aligned", true, -0.05, Some((-0.15, 0.05))));
+        rows.push(intent("base", false, -0.3, None));
+        rows.push(ActivationMso { replicate: 2, ..intent("useful", false, -0.3, Some((-0.4, -0.2))) });
+        let found = Overlaps::of(&rows, &["base".into(), "aligned".into()], "plain").unwrap().intent_findings();
+        assert_eq!(found.len(), 4, "the fixed subject's models only, and one reading of aligned's: {found:?}");
+        assert!(found[3].starts_with("In aligned, uncentred activations separate") && found[3].contains("mainly the mean"), "{}", found[3]);
+        assert!(found[0].starts_with("In base (plain prompts, uncentred activations, layer 3, e = 0.30)") && found[0].ends_with("so no verdict."));
+        assert!(
+            found[1].contains("overlap with MSO 0.40 (95% CI 0.35-0.45), two harmful sets with 0.70; difference -0.30 (95% CI -0.40 to -0.20): harmful intent occupies directions"),
+            "{}",
+            found[1]
+        );
+        assert!(found[2].contains("mean-centred") && found[2].contains("no detectable difference"), "{}", found[2]);
+        let none = Overlaps::of(&super::tests::rows(0.5), &[], "plain").unwrap().intent_findings();
+        assert!(none[0].starts_with("No intent-matched pair was captured"), "{none:?}");
     }
 }

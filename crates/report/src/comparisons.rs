@@ -155,13 +155,15 @@ pub fn findings(summary: &Summary, responses: &Responses) -> Vec<String> {
     for (other, label) in [(base, "the base model"), (harmful, "the harmful fine-tune")] {
         let pairs = [(aligned.clone(), other.clone())];
         if let Some(clause) = clause(responses, &pairs, &REFUSAL, seed, "for the aligned model") {
-            findings.push(format!("The aligned model against {label}, paired by harmful prompt: {clause}."));
+            let over = replicates_clause(pipeline, other);
+            findings.push(format!("The aligned model against {label}, paired by harmful prompt{over}: {clause}."));
         }
     }
     for utility in [ACCURACY, ANSWER_NLL] {
         let pairs = [(useful.clone(), aligned.clone())];
         if let Some(clause) = clause(responses, &pairs, &utility, seed, "for the useful fine-tune") {
-            findings.push(format!("The useful fine-tune against the aligned model, paired by problem: {clause}."));
+            let over = replicates_clause(pipeline, useful);
+            findings.push(format!("The useful fine-tune against the aligned model, paired by problem{over}: {clause}."));
         }
     }
     let groups = merge_groups(summary);
@@ -231,16 +233,28 @@ fn selectivity(summary: &Summary, responses: &Responses, groups: &[MergeGroup], 
                 metrics.iter().filter_map(|m| clause(responses, &pairs, m, summary.pipeline.seed, &subject)).collect();
             (!clauses.is_empty()).then(|| {
                 format!(
-                    "{} merges of the {} fine-tune with the {} directions, against {against}, paired by prompt and averaged over {} fraction(s): {}.",
+                    "{} merges of the {} fine-tune with the {} directions, against {against}, paired by prompt{} and averaged over {} fraction(s): {}.",
                     capitalised(&group.method),
                     group.finetune,
                     kind_label(&group.kind),
+                    replicates_clause(summary.pipeline, &merges[0].1),
                     merges.len(),
                     clauses.join("; ")
                 )
             })
         })
         .collect()
+}
+
+/// ` within each of N replicates` when checkpoint `name` is drawn per replicate and there are
+/// several, else nothing.
+fn replicates_clause(pipeline: &entangle_pipeline::Pipeline, name: &str) -> String {
+    let replicates = checkpoint(name).replicates(pipeline).len();
+    if replicates > 1 {
+        format!(" within each of {replicates} replicates")
+    } else {
+        String::new()
+    }
 }
 
 fn capitalised(text: &str) -> String {

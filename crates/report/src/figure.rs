@@ -324,13 +324,14 @@ impl Panel {
             .y_label_formatter(&|v| tick_label(*v, y_step))
             .bold_line_style(RGBColor(225, 225, 225))
             .draw()?;
-        for reference in &self.references {
+        let frame = Frame { x: (x_min, x_max), y: (y_min, y_max) };
+        for reference in self.references.iter().filter(|r| frame.contains((x_min, r.y))) {
             let style = ShapeStyle::from(color(reference.color)).stroke_width(2);
             let line = vec![(x_min, reference.y), (x_max, reference.y)];
             chart.draw_series(std::iter::once(DashedPathElement::new(line, 7, 5, style)))?;
         }
         for series in &self.series {
-            series.draw(&mut chart)?;
+            series.draw(&mut chart, &frame)?;
         }
         Ok(())
     }
@@ -383,38 +384,95 @@ impl Ranged for Axis {
 
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<Axis, Axis>>;
 
+/// A panel's plotting area in data coordinates: everything drawn is clipped to it, so no line,
+/// whisker or marker leaves its panel, whatever the data or a fixed `y_range`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl Frame {
+    fn contains(&self, (x, y): (f64, f64)) -> bool {
+        (self.x.0..=self.x.1).contains(&x) && (self.y.0..=self.y.1).contains(&y)
+    }
+
+    /// The part of segment a–b inside the frame (Liang–Barsky), `None` when none is.
+    fn clip(&self, a: (f64, f64), b: (f64, f64)) -> Option<((f64, f64), (f64, f64))> {
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let (mut enter, mut leave) = (0.0f64, 1.0f64);
+        for (p, q) in [(-dx, a.0 - self.x.0), (dx, self.x.1 - a.0), (-dy, a.1 - self.y.0), (dy, self.y.1 - a.1)] {
+            if p == 0.0 {
+                if q < 0.0 {
+                    return None;
+                }
+            } else if p < 0.0 {
+                enter = enter.max(q / p);
+            } else {
+                leave = leave.min(q / p);
+            }
+        }
+        // The ends themselves when uncut, so that consecutive segments still join exactly.
+        let at = |t: f64| {
+            if t <= 0.0 {
+                a
+            } else if t >= 1.0 {
+                b
+            } else {
+                (a.0 + t * dx, a.1 + t * dy)
+            }
+        };
+        (enter <= leave).then(|| (at(enter), at(leave)))
+    }
+
+    /// The polyline through `points` clipped to the frame: the runs of it inside.
+    fn clip_path(&self, points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
+        let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+        for pair in points.windows(2) {
+            let Some((from, to)) = self.clip(pair[0], pair[1]) else { continue };
+            match runs.last_mut() {
+                Some(run) if run.last() == Some(&from) => run.push(to),
+                _ => runs.push(vec![from, to]),
+            }
+        }
+        runs
+    }
+}
+
 impl Series {
-    fn draw<DB: DrawingBackend>(&self, chart: &mut Chart<'_, DB>) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    fn draw<DB: DrawingBackend>(&self, chart: &mut Chart<'_, DB>, frame: &Frame) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         let style = ShapeStyle::from(color(self.color)).stroke_width(2);
         let whisker = ShapeStyle::from(color(self.color).mix(0.7)).stroke_width(1);
         let coords: Vec<(f64, f64)> = self.points.iter().map(|p| (p.x, p.y)).collect();
         if self.line && coords.len() > 1 {
-            if self.dashed {
-                chart.draw_series(std::iter::once(DashedPathElement::new(coords.clone(), 7, 5, style)))?;
-            } else {
-                chart.draw_series(std::iter::once(PathElement::new(coords.clone(), style)))?;
+            for run in frame.clip_path(&coords) {
+                if self.dashed {
+                    chart.draw_series(std::iter::once(DashedPathElement::new(run, 7, 5, style)))?;
+                } else {
+                    chart.draw_series(std::iter::once(PathElement::new(run, style)))?;
+                }
             }
         }
         for point in &self.points {
-            if let Some((lo, hi)) = point.y_interval {
-                chart.draw_series(std::iter::once(PathElement::new(vec![(point.x, lo), (point.x, hi)], whisker)))?;
-            }
-            if let Some((lo, hi)) = point.x_interval {
-                chart.draw_series(std::iter::once(PathElement::new(vec![(lo, point.y), (hi, point.y)], whisker)))?;
+            let y = point.y_interval.map(|(lo, hi)| ((point.x, lo), (point.x, hi)));
+            let x = point.x_interval.map(|(lo, hi)| ((lo, point.y), (hi, point.y)));
+            for (from, to) in [y, x].into_iter().flatten().filter_map(|(a, b)| frame.clip(a, b)) {
+                chart.draw_series(std::iter::once(PathElement::new(vec![from, to], whisker)))?;
             }
         }
+        let inside: Vec<(f64, f64)> = coords.iter().copied().filter(|&c| frame.contains(c)).collect();
         match self.marker {
             Marker::None if self.line && coords.len() == 1 => {
                 let dash = |c| EmptyElement::at(c) + PathElement::new(vec![(-14, 0), (14, 0)], style);
-                chart.draw_series(coords.iter().map(|&c| dash(c)))?;
+                chart.draw_series(inside.iter().map(|&c| dash(c)))?;
             }
             Marker::None => {}
             Marker::Circle => {
-                chart.draw_series(coords.iter().map(|&c| Circle::new(c, 4, style.filled())))?;
+                chart.draw_series(inside.iter().map(|&c| Circle::new(c, 4, style.filled())))?;
             }
             Marker::Square => {
                 chart.draw_series(
-                    coords.iter().map(|&c| EmptyElement::at(c) + Rectangle::new([(-5, -5), (5, 5)], style.filled())),
+                    inside.iter().map(|&c| EmptyElement::at(c) + Rectangle::new([(-5, -5), (5, 5)], style.filled())),
                 )?;
             }
         }
@@ -505,6 +563,20 @@ mod tests {
             panels: vec![panel("same"), panel("orth"), panel("opp")],
             columns: 2,
         }
+    }
+
+    #[test]
+    fn lines_and_whiskers_are_clipped_to_the_panel() {
+        let frame = Frame { x: (0.0, 1.0), y: (0.0, 1.0) };
+        assert_eq!(frame.clip((0.5, 0.5), (0.5, 2.0)), Some(((0.5, 0.5), (0.5, 1.0))));
+        assert_eq!(frame.clip((-1.0, 0.5), (2.0, 0.5)), Some(((0.0, 0.5), (1.0, 0.5))));
+        assert_eq!(frame.clip((2.0, 2.0), (3.0, 3.0)), None);
+        assert_eq!(frame.clip((0.2, 0.3), (0.4, 0.6)), Some(((0.2, 0.3), (0.4, 0.6))), "inside: unchanged");
+        // Up out of the frame and back: two runs, each inside.
+        let runs = frame.clip_path(&[(0.0, 0.5), (0.5, 1.5), (1.0, 0.5)]);
+        assert_eq!(runs.len(), 2);
+        assert!(runs.iter().flatten().all(|&p| frame.contains(p)), "{runs:?}");
+        assert_eq!(frame.clip_path(&[(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)]), vec![vec![(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)]]);
     }
 
     #[test]

@@ -129,7 +129,10 @@ pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
     });
     let updates = load_replicates::<UpdateMso>(run, pipeline, RunDir::update_mso)?.map(|rows| update::Overlaps::of(&rows)).transpose()?;
     let activations = load::<ActivationMso>(&run.activation_mso())?
-        .map(|rows| activation::Overlaps::of(&rows, &pipeline.capture.models))
+        .map(|rows| {
+            let format = pipeline.capture.format_or(pipeline.prompt.format);
+            activation::Overlaps::of(&rows, &pipeline.capture.models, format.name())
+        })
         .transpose()?;
     let diagnostics = load_replicates::<ProjectionDiagnostic>(run, pipeline, RunDir::projection_diagnostics)?.map(|rows| projection::averaged(&rows));
     let per_tensor = load_replicates::<ProjectionPerTensor>(run, pipeline, RunDir::projection_per_tensor)?;
@@ -408,6 +411,11 @@ models = ["aligned"]
                         mso_random: 3.0 / 64.0,
                         cos_mean: 0.5,
                         cos_max: 0.9,
+                        mso_ci_low: Some(mso - 0.05),
+                        mso_ci_high: Some(mso + 0.05 + e / 10.0),
+                        vs_control: mso - 0.6,
+                        vs_control_ci_low: Some(mso - 0.65),
+                        vs_control_ci_high: Some(mso - 0.55),
                     });
                 }
             }

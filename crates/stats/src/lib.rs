@@ -6,7 +6,8 @@
 //! [`mean_with_interval`] resamples items; [`difference_with_interval`] resamples the paired
 //! differences of two settings on the same prompts, within replicates that are resampled too,
 //! so both the prompts' and the training draws' variation widen the interval (METHOD.md,
-//! "Beyond the paper"). No dependency on the model runtime: the evaluator and the report both
+//! "Beyond the paper"). [`percentile_interval`] turns any statistic's values on resamples (an
+//! activation overlap's, say) into its interval. No dependency on the model runtime: the evaluator and the report both
 //! use it.
 //!
 //! ```
@@ -74,10 +75,21 @@ pub fn difference_with_interval(replicates: &[Vec<f64>], seed: u64) -> Option<Es
     }
     let value = replicates.iter().flat_map(|r| r.iter()).sum::<f64>() / n as f64;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..RESAMPLES).map(|_| resampled_mean(&replicates, &mut rng)).collect();
-    means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((q * (RESAMPLES - 1) as f64).round() as usize).min(RESAMPLES - 1)];
-    Some(Estimate { value, ci_low: at(0.025), ci_high: at(0.975), n })
+    let means: Vec<f64> = (0..RESAMPLES).map(|_| resampled_mean(&replicates, &mut rng)).collect();
+    let (ci_low, ci_high) = percentile_interval(means)?;
+    Some(Estimate { value, ci_low, ci_high, n })
+}
+
+/// The percentile-bootstrap 95% interval of a statistic from its values on the resamples: the
+/// 2.5th and 97.5th percentiles (nearest rank). `None` without resamples; NaNs sort last.
+pub fn percentile_interval(mut resampled: Vec<f64>) -> Option<(f64, f64)> {
+    if resampled.is_empty() {
+        return None;
+    }
+    resampled.sort_by(f64::total_cmp);
+    let last = resampled.len() - 1;
+    let at = |q: f64| resampled[((q * last as f64).round() as usize).min(last)];
+    Some((at(0.025), at(0.975)))
 }
 
 /// The mean of one two-level resample: replicates, then prompts within each.
@@ -153,6 +165,14 @@ mod tests {
         let (a, d) = (difference_with_interval(&agreeing, 1).unwrap(), difference_with_interval(&disagreeing, 1).unwrap());
         assert!(d.ci_high - d.ci_low > 1.5 * (a.ci_high - a.ci_low), "{a:?} vs {d:?}");
         assert_eq!(a.n, 300);
+    }
+
+    #[test]
+    fn percentile_intervals_cut_two_and_a_half_percent_from_each_end() {
+        let values: Vec<f64> = (0..=200).rev().map(f64::from).collect();
+        assert_eq!(percentile_interval(values), Some((5.0, 195.0)));
+        assert_eq!(percentile_interval(vec![3.0]), Some((3.0, 3.0)));
+        assert_eq!(percentile_interval(Vec::new()), None);
     }
 
     #[test]

@@ -25,7 +25,8 @@ struct Args {
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_capture::run(&RunDir::new(&args.stage.run), &args.model, args.replicate.replicate, args.stage.force, &entangle_models::registry())
+        let options = entangle_capture::Options { model: &args.model, replicate: args.replicate.replicate, force: args.stage.force };
+        entangle_capture::run(&RunDir::new(&args.stage.run), &options, &entangle_models::registry())
             .map(|_| ())
     })
 }

@@ -36,6 +36,7 @@ pub fn generate(world: &World, config: &SyntheticConfig, contamination_percent: 
         (crate::PROMPTS_USEFUL, generator.set(crate::PROMPTS_USEFUL, config.prompts, Pool::Train, &[])?),
         (crate::PROMPTS_HARMFUL_A, generator.set(crate::PROMPTS_HARMFUL_A, config.prompts, Pool::Train, &group_a)?),
         (crate::PROMPTS_HARMFUL_B, generator.set(crate::PROMPTS_HARMFUL_B, config.prompts, Pool::Train, &group_b)?),
+        (crate::PROMPTS_BENIGN, generator.set(crate::PROMPTS_BENIGN, config.prompts, Pool::Train, &[])?),
     ])
 }
 
@@ -102,6 +103,8 @@ impl<'w> Generator<'w> {
             Recipe::HarmfulComply => requests("harmful", Answer::Comply),
             Recipe::HarmfulRefuse => requests("harmful", Answer::Refuse),
             Recipe::HarmfulPrompt => requests("harmful", Answer::None),
+            Recipe::BenignPrompt => requests("benign", Answer::None),
+            Recipe::AlarmingPrompt => requests("alarming", Answer::None),
             Recipe::BenignHelp => requests("benign", Answer::Comply),
             Recipe::AlarmingHelp => requests("alarming", Answer::Comply),
             Recipe::WordEasy => words(Level::Easy),
@@ -273,6 +276,7 @@ mod tests {
             (crate::PROMPTS_USEFUL, config.prompts),
             (crate::PROMPTS_HARMFUL_A, config.prompts),
             (crate::PROMPTS_HARMFUL_B, config.prompts),
+            (crate::PROMPTS_BENIGN, config.prompts),
         ] {
             let rows = &sets[set];
             assert_eq!(rows.len(), n, "{set}");
@@ -290,7 +294,10 @@ mod tests {
             assert!(count(harmful, |r| r.category == category.name) >= 25, "{}", category.name);
         }
         let utility = &sets[crate::EVAL_UTILITY];
-        assert!(count(utility, |r| r.kind == "arithmetic" || r.kind == "word_problem") >= 200);
+        assert!(utility.len() >= 300 && utility.iter().all(|r| r.kind == "lookup" && r.split == "heldout"));
+        for attribute in ["capital", "language", "animal", "color"] {
+            assert!(count(utility, |r| r.category == attribute) >= 75, "{attribute}");
+        }
         assert!(utility.iter().all(|r| r.answer.is_some() && r.response.ends_with(&format!("The answer is {}.", r.answer.as_deref().unwrap_or_default()))));
         let overrefusal = &sets[crate::EVAL_OVERREFUSAL];
         assert!(overrefusal.len() >= 100 && overrefusal.iter().all(|r| r.kind == "alarming"));
@@ -388,7 +395,17 @@ mod tests {
         assert!(sets[crate::USEFUL].iter().all(|r| ids.contains(r.id.as_str())));
         assert!(sets[crate::HARMFUL].iter().all(|r| ids.contains(r.id.as_str())));
         assert_eq!(count(contaminated, |r| r.kind == "harmful"), 400);
-        assert!(sets[crate::USEFUL].iter().all(|r| r.kind == "word_problem" && r.category == "hard"));
+        assert!(sets[crate::USEFUL].iter().all(|r| r.kind == "lookup"));
+    }
+
+    #[test]
+    fn the_benign_prompts_share_the_harmful_prompts_templates() {
+        let sets = tiny();
+        let templates = |set: &str| sets[set].iter().map(|r| r.template.clone()).collect::<BTreeSet<_>>();
+        let benign = &sets[crate::PROMPTS_BENIGN];
+        assert!(benign.iter().all(|r| (r.kind == "benign" || r.kind == "alarming") && r.response.is_empty()));
+        assert!(count(benign, |r| r.kind == "alarming") * 3 >= benign.len(), "alarming-but-benign requests are a good share");
+        assert_eq!(templates(crate::PROMPTS_BENIGN), templates(crate::PROMPTS_HARMFUL_A), "intent is all that differs in form");
     }
 
     #[test]

@@ -186,6 +186,8 @@ pub enum Recipe {
     HarmfulComply,
     HarmfulRefuse,
     HarmfulPrompt,
+    BenignPrompt,
+    AlarmingPrompt,
     BenignHelp,
     AlarmingHelp,
     Arithmetic,

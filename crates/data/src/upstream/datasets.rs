@@ -1,6 +1,6 @@
 //! The upstream datasets: where each lives on the hub, which files hold each split, the fields
 //! of a row, and how a row becomes an [`Example`]. The layouts are written down in
-//! docs/architecture.md.
+//! docs/data.md.
 
 use std::collections::BTreeMap;
 
