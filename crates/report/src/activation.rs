@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 use crate::document::{Block, Section, Table};
 use crate::figure::{Figure, Marker, Panel, Point, Series, GREY};
-use crate::format::{fixed, percent};
+use crate::format::fixed;
 use crate::frames::{bools, collect, floats, strings};
 
 /// The compared pairs of prompt sets as the capture stage names them, with legend labels.
@@ -23,12 +23,7 @@ const PAIRS: [(&str, &str); 4] = [
     ("benign-harmful_a", "benign vs harmful A (intent-matched)"),
 ];
 const PAPER: &str = PAIRS[0].0;
-const CONTROL: &str = PAIRS[1].0;
-const CEILING: &str = PAIRS[2].0;
 const INTENT: &str = PAIRS[3].0;
-
-/// The paper pair's overlap counts as close to the control at this share of it or more.
-const CLOSE: f64 = 0.8;
 
 /// One aggregated overlap: a model, pair and centring at an `x` (layer or energy fraction).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +56,9 @@ pub struct Overlaps {
     pub layers: Vec<u32>,
     /// The prompt format capture used (`[capture] format`).
     pub format: String,
-    /// The intent-matched pair of the fixed subject's models at the deepest window layer and
-    /// `energy_frac`, both centrings.
-    pub intent: Vec<ActivationMso>,
+    /// The paper's and the intent-matched pair's rows at the reference cell, the deepest window
+    /// layer and `energy_frac`: every model, replicate and centring.
+    pub cells: Vec<ActivationMso>,
 }
 
 fn frame(rows: &[ActivationMso]) -> Result<DataFrame> {
@@ -135,13 +130,13 @@ impl Overlaps {
         let rank = |m: &String| models.iter().position(|n| n == m).unwrap_or(models.len());
         present.sort_by_key(rank);
         let deepest = layers.last().copied().unwrap_or(0);
-        let intent = rows
+        let cells = rows
             .iter()
-            .filter(|r| r.pair == INTENT && r.replicate == entangle_pipeline::FIXED && r.layer == deepest && r.energy_frac == energy_frac)
+            .filter(|r| (r.pair == PAPER || r.pair == INTENT) && r.layer == deepest && r.energy_frac == energy_frac)
             .cloned()
             .collect();
         let format = format.to_owned();
-        Ok(Overlaps { models: present, centered, energy_frac, by_layer, by_energy, overall, layers, format, intent })
+        Ok(Overlaps { models: present, centered, energy_frac, by_layer, by_energy, overall, layers, format, cells })
     }
 
     fn figure(&self, name: &str, title: String, cells: &[Cell], x_label: &str) -> Figure {
@@ -244,121 +239,146 @@ impl Overlaps {
         Table { caption: "Mean MSO and random baseline over layers and energy fractions".into(), header, rows }
     }
 
-    /// The findings: per model, the paper's pair against the control (descriptive), then what
-    /// the intent-matched pair shows, with its interval.
+    /// The findings: per model and centring, the paper's pair and then the intent-matched pair
+    /// against the harmful-vs-harmful control at the reference cell (the deepest window layer,
+    /// the middle energy fraction), each called by its paired interval; for a model drawn per
+    /// replicate, over its replicates.
     pub fn findings(&self) -> Vec<String> {
-        let mut findings = self.paper_findings();
-        findings.extend(self.intent_findings());
-        findings
-    }
-
-    /// Per fixed-subject model and centring, the intent-matched pair against the control at the
-    /// deepest window layer and the middle energy fraction, called by its paired interval.
-    fn intent_findings(&self) -> Vec<String> {
-        if self.intent.is_empty() {
-            return vec![format!(
+        let mut findings = Vec::new();
+        for pair in [&PAPER_PAIR, &INTENT_PAIR] {
+            for model in &self.models {
+                for centered in [false, true] {
+                    let rows: Vec<&ActivationMso> =
+                        self.cells.iter().filter(|r| r.pair == pair.name && &r.model == model && r.centered == centered).collect();
+                    if !rows.is_empty() {
+                        findings.push(pair_sentence(pair, &rows, &self.format));
+                    }
+                }
+                if pair.name == INTENT {
+                    findings.extend(mean_only(&self.cells, model));
+                }
+            }
+        }
+        if !self.cells.iter().any(|r| r.pair == INTENT) {
+            findings.push(format!(
                 "No intent-matched pair was captured ([capture] benign unset): the paper's pair differs in topic and \
                  form as much as in intent, so these overlaps cannot show whether harmful intent has directions of its \
                  own ({} prompts).",
                 self.format
-            )];
-        }
-        let mut findings = Vec::new();
-        for model in &self.models {
-            let rows: Vec<&ActivationMso> = self.intent.iter().filter(|r| &r.model == model).collect();
-            findings.extend(rows.iter().map(|row| intent_sentence(row, &self.format)));
-            let verdict = |centered: bool| rows.iter().find(|r| r.centered == centered).and_then(|r| control_difference(r)).map(|e| e.verdict());
-            if let (Some(Verdict::Less), Some(Verdict::NoDetectableDifference)) = (verdict(false), verdict(true)) {
-                findings.push(format!(
-                    "In {model}, uncentred activations separate harmful from benign requests of the same form and \
-                     mean-centred ones do not: what differs is mainly the mean activation — one direction — not the \
-                     subspace the prompts spread over."
-                ));
-            }
+            ));
         }
         findings
     }
+}
 
-    fn paper_findings(&self) -> Vec<String> {
-        let layers: Vec<String> = self.layers.iter().map(u32::to_string).collect();
-        self.models
-            .iter()
-            .filter_map(|model| {
-                let paper = self.overall_of(model, PAPER, self.centered)?;
-                let control = self.overall_of(model, CONTROL, self.centered)?;
-                let share = if control.mso > 0.0 { paper.mso / control.mso } else { 0.0 };
-                let verdict = if share >= CLOSE {
-                    "close to the control: harmful prompts do not occupy a subspace of their own"
-                } else {
-                    "well below the control: these harmful and useful prompts occupy different directions, but the two \
-                     sets differ in topic and form as well as in intent, so this does not show a subspace of harmful \
-                     intent"
-                };
-                let mut sentence = format!(
-                    "In {model}, the activation subspaces of useful and harmful prompts overlap with MSO {} (mean over \
-                     layers {} and energy fractions, {} activations), {} of the harmful-vs-harmful control ({}) — \
-                     {verdict}",
-                    fixed(paper.mso, 2),
-                    layers.join(", "),
-                    self.centring(),
-                    percent(share),
-                    fixed(control.mso, 2)
-                );
-                if paper.baseline > 0.0 {
-                    sentence.push_str(&format!(
-                        "; the random baseline is {}, so the paper pair overlaps {} times as much as chance",
-                        fixed(paper.baseline, 2),
-                        fixed(paper.mso / paper.baseline, 1)
-                    ));
-                }
-                if let Some(ceiling) = self.overall_of(model, CEILING, self.centered) {
-                    sentence
-                        .push_str(&format!(" and two halves of the useful set overlap with {}", fixed(ceiling.mso, 2)));
-                }
-                sentence.push('.');
-                Some(sentence)
-            })
-            .collect()
+/// A compared pair as the findings describe it.
+struct PairWords {
+    name: &'static str,
+    /// What overlaps: "useful and harmful prompts".
+    what: &'static str,
+    /// The meaning of each verdict on its difference from the control.
+    less: &'static str,
+    more: &'static str,
+    none: &'static str,
+}
+
+const PAPER_PAIR: PairWords = PairWords {
+    name: PAPER,
+    what: "useful and harmful prompts (the paper's pair)",
+    less: "lower than the control, but the two sets differ in topic and form as well as in intent, so this does not \
+           show a subspace of harmful intent",
+    more: "higher than the control",
+    none: "no detectable difference from the control: harmful prompts do not occupy a subspace of their own here",
+};
+
+const INTENT_PAIR: PairWords = PairWords {
+    name: INTENT,
+    what: "harmful requests and benign requests made from the same templates",
+    less: "harmful intent occupies directions that benign requests of the same form do not, at this layer",
+    more: "benign and harmful requests of the same form overlap more than two harmful sets do",
+    none: "no detectable difference: these activations do not separate harmful from benign intent here",
+};
+
+impl PairWords {
+    fn meaning(&self, verdict: Verdict) -> &'static str {
+        match verdict {
+            Verdict::Less => self.less,
+            Verdict::More => self.more,
+            Verdict::NoDetectableDifference => self.none,
+        }
     }
 }
 
-/// The intent-matched pair's sentence for one model and centring.
-fn intent_sentence(row: &ActivationMso, format: &str) -> String {
-    let centring = if row.centered { "mean-centred" } else { "uncentred" };
-    let control = row.mso - row.vs_control;
-    let mut sentence = format!(
-        "In {} ({format} prompts, {centring} activations, layer {}, e = {}), harmful requests and benign requests made \
-         from the same templates overlap with MSO {}",
-        row.model,
-        row.layer,
-        fixed(row.energy_frac, 2),
-        fixed(row.mso, 2)
-    );
-    if let (Some(low), Some(high)) = (row.mso_ci_low, row.mso_ci_high) {
-        sentence.push_str(&format!(" (95% CI {}-{})", fixed(low, 2), fixed(high, 2)));
+/// The sentence on `pair` for one model and centring from its rows at the reference cell: one
+/// row for the fixed subject, one per replicate for a fine-tune.
+fn pair_sentence(pair: &PairWords, rows: &[&ActivationMso], format: &str) -> String {
+    let first = rows[0];
+    let centring = if first.centered { "mean-centred" } else { "uncentred" };
+    let place = format!("{} ({format} prompts, {centring} activations, layer {}, e = {})", first.model, first.layer, fixed(first.energy_frac, 2));
+    let span = |values: Vec<f64>| {
+        let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+        if rows.len() == 1 { fixed(low, 2) } else { format!("{}-{} over its {} replicates", fixed(low, 2), fixed(high, 2), rows.len()) }
+    };
+    let mut sentence = format!("In {place}, {} overlap with MSO {}", pair.what, span(rows.iter().map(|r| r.mso).collect()));
+    if let [row] = rows {
+        if let (Some(low), Some(high)) = (row.mso_ci_low, row.mso_ci_high) {
+            sentence.push_str(&format!(" (95% CI {}-{})", fixed(low, 2), fixed(high, 2)));
+        }
     }
-    sentence.push_str(&format!(", two harmful sets with {}", fixed(control, 2)));
-    let Some(difference) = control_difference(row) else {
+    sentence.push_str(&format!(", two harmful sets with {}", span(rows.iter().map(|r| r.mso - r.vs_control).collect())));
+    let differences: Option<Vec<Estimate>> = rows.iter().map(|r| control_difference(r)).collect();
+    let Some(differences) = differences else {
         sentence.push_str(": no interval (capture.resamples = 0), so no verdict.");
         return sentence;
     };
-    let verdict = match difference.verdict() {
-        Verdict::Less => "harmful intent occupies directions that benign requests of the same form do not, at this layer",
-        Verdict::More => "benign and harmful requests of the same form overlap more than two harmful sets do",
-        Verdict::NoDetectableDifference => "no detectable difference: these activations do not separate harmful from benign intent here",
-    };
-    sentence.push_str(&format!(
-        "; difference {} (95% CI {} to {}): {verdict}.",
-        crate::format::signed(row.vs_control, 2),
-        fixed(difference.ci_low, 2),
-        fixed(difference.ci_high, 2)
-    ));
+    match differences.as_slice() {
+        [one] => sentence.push_str(&format!(
+            "; difference {} (95% CI {} to {}): {}.",
+            crate::format::signed(one.value, 2),
+            fixed(one.ci_low, 2),
+            fixed(one.ci_high, 2),
+            pair.meaning(one.verdict())
+        )),
+        many => {
+            let verdicts: Vec<Verdict> = many.iter().map(Estimate::verdict).collect();
+            if verdicts.iter().all(|v| *v == verdicts[0]) {
+                sentence.push_str(&format!("; in every replicate the difference's 95% interval says: {}.", pair.meaning(verdicts[0])));
+            } else {
+                let count = |v: Verdict| verdicts.iter().filter(|w| **w == v).count();
+                sentence.push_str(&format!(
+                    "; the replicates disagree (lower in {}, higher in {}, no detectable difference in {}), so no verdict.",
+                    count(Verdict::Less),
+                    count(Verdict::More),
+                    count(Verdict::NoDetectableDifference)
+                ));
+            }
+        }
+    }
     sentence
 }
 
 /// A pair's difference from the control with its paired interval, when it has one.
 fn control_difference(row: &ActivationMso) -> Option<Estimate> {
     Some(Estimate { value: row.vs_control, ci_low: row.vs_control_ci_low?, ci_high: row.vs_control_ci_high?, n: 0 })
+}
+
+/// When the intent-matched pair of a fixed-subject `model` is separated from the control in
+/// uncentred activations but not in centred ones, what that means.
+fn mean_only(cells: &[ActivationMso], model: &str) -> Option<String> {
+    let verdict = |centered: bool| -> Option<Verdict> {
+        let rows: Vec<&ActivationMso> = cells.iter().filter(|r| r.pair == INTENT && r.model == model && r.centered == centered).collect();
+        match rows.as_slice() {
+            [row] => control_difference(row).map(|e| e.verdict()),
+            _ => None,
+        }
+    };
+    matches!((verdict(false)?, verdict(true)?), (Verdict::Less, Verdict::NoDetectableDifference)).then(|| {
+        format!(
+            "In {model}, uncentred activations separate harmful from benign requests of the same form and mean-centred \
+             ones do not: what differs is mainly the mean activation — one direction — not the subspace the prompts \
+             spread over."
+        )
+    })
 }
 
 pub fn section(overlaps: Option<&Overlaps>) -> Section {
@@ -432,8 +452,8 @@ mod tests {
                 for centered in [false, true] {
                     let shift = if centered { -0.2 } else { 0.0 };
                     rows.push(row("aligned", PAPER, layer, centered, e, paper + e / 10.0 + shift));
-                    rows.push(row("aligned", CONTROL, layer, centered, e, 0.6 + e / 10.0 + shift));
-                    rows.push(row("aligned", CEILING, layer, centered, e, 0.9 + shift));
+                    rows.push(row("aligned", PAIRS[1].0, layer, centered, e, 0.6 + e / 10.0 + shift));
+                    rows.push(row("aligned", PAIRS[2].0, layer, centered, e, 0.9 + shift));
                 }
             }
         }
@@ -470,63 +490,55 @@ mod tests {
         assert_eq!(overlaps.table().rows.len(), 3, "base uncentred, aligned both centrings");
     }
 
-    #[test]
-    fn finding_compares_the_paper_pair_with_the_control() {
-        let close = Overlaps::of(&rows(0.55), &[], "instruction").unwrap().paper_findings();
-        assert_eq!(close.len(), 1, "base has no control pair");
-        assert!(
-            close[0].starts_with(
-                "In aligned, the activation subspaces of useful and harmful prompts overlap with MSO 0.58"
-            ),
-            "{}",
-            close[0]
-        );
-        assert!(
-            close[0].contains("92.1% of the harmful-vs-harmful control (0.63) — close to the control"),
-            "{}",
-            close[0]
-        );
-        assert!(
-            close[0].contains("random baseline is 0.10, so the paper pair overlaps 5.8 times as much as chance")
-                && close[0].contains("useful set overlap with 0.90"),
-            "{}",
-            close[0]
-        );
-        let apart = Overlaps::of(&rows(0.2), &[], "instruction").unwrap().paper_findings();
-        assert!(apart[0].contains("well below the control"), "{}", apart[0]);
-    }
-
-    /// An intent-matched row of `model` at layer 3, e = 0.3, with its difference from the
-    /// control and that difference's interval.
-    fn intent(model: &str, centered: bool, vs_control: f64, interval: Option<(f64, f64)>) -> ActivationMso {
+    /// A row of `pair` for `model` at the reference cell (layer 3, e = 0.3) with MSO 0.4, its
+    /// difference from the control and that difference's interval.
+    fn cell(pair: &str, model: &str, centered: bool, vs_control: f64, interval: Option<(f64, f64)>) -> ActivationMso {
         ActivationMso {
             mso_ci_low: Some(0.35),
             mso_ci_high: Some(0.45),
             vs_control,
             vs_control_ci_low: interval.map(|(low, _)| low),
             vs_control_ci_high: interval.map(|(_, high)| high),
-            ..row(model, INTENT, 3, centered, 0.3, 0.4)
+            ..row(model, pair, 3, centered, 0.3, 0.4)
         }
     }
 
     #[test]
-    fn the_intent_finding_follows_the_paired_interval() {
+    fn each_pair_is_called_by_its_paired_interval_at_the_reference_cell() {
         let mut rows = rows(0.5);
-        rows.push(intent("aligned", false, -0.3, Some((-0.4, -0.2))));
-        rows.push(intent("aligned", true, -0.05, Some((-0.15, 0.05))));
-        rows.push(intent("base", false, -0.3, None));
-        rows.push(ActivationMso { replicate: 2, ..intent("useful", false, -0.3, Some((-0.4, -0.2))) });
-        let found = Overlaps::of(&rows, &["base".into(), "aligned".into()], "plain").unwrap().intent_findings();
-        assert_eq!(found.len(), 4, "the fixed subject's models only, and one reading of aligned's: {found:?}");
-        assert!(found[3].starts_with("In aligned, uncentred activations separate") && found[3].contains("mainly the mean"), "{}", found[3]);
-        assert!(found[0].starts_with("In base (plain prompts, uncentred activations, layer 3, e = 0.30)") && found[0].ends_with("so no verdict."));
+        rows.push(cell(INTENT, "aligned", false, -0.3, Some((-0.4, -0.2))));
+        rows.push(cell(INTENT, "aligned", true, -0.05, Some((-0.15, 0.05))));
+        rows.push(cell(INTENT, "base", false, -0.3, None));
+        let found = Overlaps::of(&rows, &["base".into(), "aligned".into()], "plain").unwrap().findings();
+        let intent: Vec<&String> = found.iter().filter(|f| f.contains("benign requests made from the same templates")).collect();
+        assert_eq!(intent.len(), 3, "{found:?}");
+        assert!(intent[0].starts_with("In base (plain prompts, uncentred activations, layer 3, e = 0.30)") && intent[0].ends_with("so no verdict."));
         assert!(
-            found[1].contains("overlap with MSO 0.40 (95% CI 0.35-0.45), two harmful sets with 0.70; difference -0.30 (95% CI -0.40 to -0.20): harmful intent occupies directions"),
+            intent[1].contains("overlap with MSO 0.40 (95% CI 0.35-0.45), two harmful sets with 0.70; difference -0.30 (95% CI -0.40 to -0.20): harmful intent occupies directions"),
             "{}",
-            found[1]
+            intent[1]
         );
-        assert!(found[2].contains("mean-centred") && found[2].contains("no detectable difference"), "{}", found[2]);
-        let none = Overlaps::of(&super::tests::rows(0.5), &[], "plain").unwrap().intent_findings();
-        assert!(none[0].starts_with("No intent-matched pair was captured"), "{none:?}");
+        assert!(intent[2].contains("mean-centred") && intent[2].contains("no detectable difference"), "{}", intent[2]);
+        assert!(found.iter().any(|f| f.starts_with("In aligned, uncentred activations separate") && f.contains("mainly the mean")), "{found:?}");
+        assert!(!found.iter().any(|f| f.starts_with("No intent-matched pair")));
+        let none = Overlaps::of(&super::tests::rows(0.5), &[], "plain").unwrap().findings();
+        assert!(none.last().unwrap().starts_with("No intent-matched pair was captured"), "{none:?}");
+    }
+
+    #[test]
+    fn a_fine_tunes_replicates_are_summarised_and_a_disagreement_gives_no_verdict() {
+        let mut rows = Vec::new();
+        for (replicate, vs_control, interval) in [(1, -0.3, (-0.4, -0.2)), (2, -0.2, (-0.3, -0.1)), (3, -0.25, (-0.35, -0.15))] {
+            rows.push(ActivationMso { replicate, ..cell(PAPER, "useful", false, vs_control, Some(interval)) });
+        }
+        rows.push(ActivationMso { replicate: 1, ..cell(PAPER, "contaminated", false, -0.3, Some((-0.4, -0.2))) });
+        rows.push(ActivationMso { replicate: 2, ..cell(PAPER, "contaminated", false, 0.0, Some((-0.1, 0.1))) });
+        let found = Overlaps::of(&rows, &["useful".into(), "contaminated".into()], "instruction").unwrap().findings();
+        assert!(
+            found[0].starts_with("In useful (instruction prompts, uncentred activations, layer 3, e = 0.30), useful and harmful prompts (the paper's pair) overlap with MSO 0.40-0.40 over its 3 replicates, two harmful sets with 0.60-0.70 over its 3 replicates; in every replicate the difference's 95% interval says: lower than the control, but the two sets differ in topic and form"),
+            "{}",
+            found[0]
+        );
+        assert!(found[1].ends_with("the replicates disagree (lower in 1, higher in 0, no detectable difference in 1), so no verdict."), "{}", found[1]);
     }
 }

@@ -493,7 +493,7 @@ models = ["aligned"]
             "pp): lower with top-k of alignment",
             "Paired differences: each merge minus what it is compared with",
             "overlap more than random subspaces of the same sizes at 3 of 3 energy fractions",
-            "In aligned, the activation subspaces of useful and harmful prompts overlap with MSO 0.57",
+            "In aligned (instruction prompts, uncentred activations, layer 3, e = 0.30), useful and harmful prompts (the paper's pair) overlap with MSO 0.58",
             "At f = 0.50, the top-k alignment directions hold 80.0% of the harmful update's energy",
             "The training loss fell in every job",
         ] {

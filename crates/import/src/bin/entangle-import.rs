@@ -21,7 +21,7 @@ struct Args {
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_models::stage::run(&RunDir::new(&args.stage.run), &args.model, args.stage.force, None)?;
+        entangle_import::run(&RunDir::new(&args.stage.run), &args.model, args.stage.force, None)?;
         Ok(())
     })
 }

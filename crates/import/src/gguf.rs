@@ -1,5 +1,6 @@
-//! `entangle-infer import-gguf FILE OUT_DIR`: a GGUF file (llama.cpp) as a Hugging Face
-//! checkpoint directory that our runtime and transformers load.
+//! A GGUF file (llama.cpp) as a Hugging Face checkpoint directory that our runtime and
+//! transformers load: the converter behind the stage `import:<name>` and
+//! `entangle-infer import-gguf FILE OUT_DIR`.
 //!
 //! entangle-gguf reads and checks the file and plans every tensor; here each planned tensor is
 //! dequantized to f32 one at a time and streamed into `entangle_checkpoint::write_checkpoint`,
@@ -70,12 +71,7 @@ pub fn import_gguf(file: &Path, out: &Path, force: bool) -> Result<()> {
     let options = WriteOptions { copy_files_from: Some(staging.path()), ..WriteOptions::default() };
     write_checkpoint(out, config, tensors, &options)?;
     bar.finish_and_clear();
-    tracing::info!(
-        "wrote {}: {} tensors, {} parameters in f32",
-        out.display(),
-        model.tensors.len(),
-        crate::generation::thousands(parameters)
-    );
+    tracing::info!("wrote {}: {} tensors, {parameters} parameters in f32", out.display(), model.tensors.len());
     Ok(())
 }
 
@@ -96,7 +92,7 @@ mod tests {
     use tch::Kind;
 
     use super::*;
-    use crate::infer::{run, Cli};
+    use entangle_models::infer::{run, Cli};
 
     /// What transformers made of `tiny-llama.gguf` (crates/gguf/fixtures/make_fixtures.py).
     #[derive(Deserialize)]
@@ -167,7 +163,7 @@ mod tests {
         assert_eq!(checkpoint.tensors().count(), 20);
         assert!(!std::fs::read_dir(tmp.path()).unwrap().any(|e| e.unwrap().file_name() != "tiny"), "staging left");
 
-        let loaded = crate::load(out.to_str().unwrap(), Placement::cpu()).unwrap();
+        let loaded = entangle_models::load(out.to_str().unwrap(), Placement::cpu()).unwrap();
         let tokenizer = &loaded.tokenizer;
         for (name, token) in &expected.special_tokens {
             assert_eq!(tokenizer.special_tokens.get(name), Some(token), "{name}");

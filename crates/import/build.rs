@@ -1,0 +1,1 @@
+fn main() { entangle_torch_link::emit_link_args(); }
