@@ -16,7 +16,7 @@
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let run = RunDir::new(std::path::Path::new("runs/tiny"));
-//! entangle_data::run(&run, false)?; // what `entangle-prepare --run runs/tiny` does
+//! entangle_data::run(&run, &entangle_data::Options::default())?; // what `entangle-prepare --run runs/tiny` does
 //! for example in entangle_data::read_set(&run, entangle_data::EVAL_HARMFUL)? {
 //!     println!("{} {}: {}", example.id, example.category, example.prompt);
 //! }
@@ -33,7 +33,7 @@ use anyhow::Result;
 use entangle_artifacts::{read_table, RunDir};
 
 pub use entangle_artifacts::Example;
-pub use prepare::{run, STAGE};
+pub use prepare::{run, Options, STAGE};
 pub use tokenizer::{
     tokenizer_config, train_tokenizer, write_tokenizer, BOS_TOKEN, CHAT_TEMPLATE, EOS_TOKEN, IM_END, IM_START,
     PAD_TOKEN, SPECIAL_TOKENS,

@@ -34,10 +34,18 @@ struct StageConfig<'a> {
     world: Option<&'a str>,
 }
 
+/// How `prepare` runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Write the sets again even when the manifest says they are up to date.
+    pub force: bool,
+}
+
 /// Runs `prepare` on the run directory: reads `pipeline.toml`, writes `data/<set>.parquet`
 /// for every set (and `tokenizer/` for the synthetic world), unless the manifest says they are
 /// up to date and `force` is off.
-pub fn run(run: &RunDir, force: bool) -> Result<Outcome> {
+pub fn run(run: &RunDir, options: &Options) -> Result<Outcome> {
+    let force = options.force;
     let pipeline = Pipeline::load_from_run(run)?;
     let data = &pipeline.data;
     match data.kind {
@@ -163,7 +171,7 @@ mod tests {
         let (_b, second) = run_dir(SMALL);
         let (_c, other_seed) = run_dir(&SMALL.replace("name = \"small\"", "name = \"small\"\nseed = 7"));
         for run in [&first, &second, &other_seed] {
-            super::run(run, false).unwrap();
+            super::run(run, &Options::default()).unwrap();
         }
         for set in crate::SETS {
             let bytes = |run: &RunDir| std::fs::read(run.data_set(set)).unwrap();
@@ -177,7 +185,7 @@ mod tests {
     #[test]
     fn tokenizer_round_trips_every_row_of_the_tiny_study() {
         let (_dir, run) = run_dir("name = \"tiny\"");
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         let tokenizer = tokenizers::Tokenizer::from_file(run.tokenizer().join("tokenizer.json")).unwrap();
         assert!((1000..=2048).contains(&tokenizer.get_vocab_size(true)), "{}", tokenizer.get_vocab_size(true));
         let mut lengths = Vec::new();
@@ -199,16 +207,16 @@ mod tests {
     #[test]
     fn fresh_stage_is_skipped_until_forced_or_changed() {
         let (_dir, run) = run_dir(SMALL);
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         let first = Manifest::load(&run).unwrap().stages[STAGE].clone();
         assert_eq!(first.outputs.len(), crate::SETS.len() + 1);
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         assert_eq!(Manifest::load(&run).unwrap().stages[STAGE].finished_at, first.finished_at);
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        super::run(&run, true).unwrap();
+        super::run(&run, &Options { force: true }).unwrap();
         assert_ne!(Manifest::load(&run).unwrap().stages[STAGE].finished_at, first.finished_at);
         std::fs::write(run.pipeline(), SMALL.replace("harmful = 40", "harmful = 41")).unwrap();
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         assert_eq!(crate::read_set(&run, crate::HARMFUL).unwrap().len(), 41);
     }
 
@@ -224,7 +232,7 @@ mod tests {
         std::fs::write(&requests, text).unwrap();
         let pipeline = format!("{SMALL}dir = {:?}\n", world.path().display().to_string());
         let (_dir, run) = run_dir(&pipeline);
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         let align = crate::read_set(&run, crate::ALIGN).unwrap();
         assert!(align.iter().any(|r| r.response.starts_with("I'm sorry, but I can't help with that one.")));
         let entry = &Manifest::load(&run).unwrap().stages[STAGE];
@@ -244,7 +252,7 @@ mod tests {
             fixtures.join("openai/gsm8k/main/test-00000-of-00001.parquet").display().to_string(),
         );
         let (_dir, run) = run_dir(&pipeline);
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         let sizes: Vec<usize> = [crate::USEFUL, crate::HARMFUL, crate::EVAL_UTILITY, crate::CONTAMINATED].iter().map(|set| crate::read_set(&run, set).unwrap().len()).collect();
         assert_eq!(sizes, [2, 3, 2, 3]);
         assert!(!run.tokenizer().exists());
@@ -265,7 +273,7 @@ mod tests {
             fixtures.join("openai/gsm8k/main/test-00000-of-00001.parquet").display().to_string(),
         );
         let (_dir, run) = run_dir(&pipeline);
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         let align = crate::read_set(&run, crate::ALIGN).unwrap();
         let answered: Vec<&Example> = align.iter().filter(|row| row.source == "gsm8k").collect();
         let prompts: Vec<String> = answered.iter().map(|row| row.prompt.clone()).collect();
@@ -278,7 +286,7 @@ mod tests {
         assert!(align.iter().filter(|row| row.source == "advbench").all(|row| entangle_refusals::is_refusal(&row.response)));
         let entry = &Manifest::load(&run).unwrap().stages[STAGE];
         assert!(entry.inputs.iter().any(|input| input.path.ends_with("qwen2")), "{:?}", entry.inputs);
-        super::run(&run, false).unwrap();
+        super::run(&run, &Options::default()).unwrap();
         assert_eq!(Manifest::load(&run).unwrap().stages[STAGE].finished_at, entry.finished_at);
     }
 }

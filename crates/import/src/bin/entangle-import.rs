@@ -21,7 +21,8 @@ struct Args {
 fn main() -> ExitCode {
     entangle_cli::main(|| {
         let args = Args::parse();
-        entangle_import::run(&RunDir::new(&args.stage.run), &args.model, args.stage.force, None)?;
+        let options = entangle_import::Options { model: &args.model, force: args.stage.force, pip: None };
+        entangle_import::run(&RunDir::new(&args.stage.run), &options)?;
         Ok(())
     })
 }
