@@ -75,8 +75,8 @@ impl HubSettings {
         }
         self.api(true)?.repo(repo).get(filename).with_context(|| {
             format!(
-                "downloading {filename} of {repo_id} from {} into {} (for a mirror set HF_ENDPOINT; to use only the \
-                 cache, HF_HUB_OFFLINE=1)",
+                "downloading {filename} of {repo_id} from {} into {} (a gated model needs HF_TOKEN; for a mirror set \
+                 HF_ENDPOINT; to use only the cache, HF_HUB_OFFLINE=1)",
                 self.endpoint(),
                 self.cache_dir.display()
             )
@@ -216,6 +216,46 @@ mod tests {
         assert!(err.contains("downloading config.json of org/absent from http://127.0.0.1:9"), "{err}");
         assert!(err.contains("HF_ENDPOINT") && err.contains("HF_HUB_OFFLINE=1"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    fn through(hub: &crate::test_hub::Hub, cache: &Path) -> HubSettings {
+        HubSettings { cache_dir: cache.to_path_buf(), endpoint: Some(hub.endpoint.clone()), ..HubSettings::default() }
+    }
+
+    fn repo(id: &'static str, files: Vec<(&'static str, Vec<u8>)>, gated: bool) -> crate::test_hub::HubRepo {
+        crate::test_hub::HubRepo { id, commit: "c0ffee", files, gated }
+    }
+
+    /// Through a mirror (HF_ENDPOINT) speaking the hub's protocol: the model lands in the cache
+    /// at the commit the mirror names, and afterwards resolves from the cache with the mirror
+    /// gone.
+    #[test]
+    fn a_mirror_serves_the_model_into_the_cache_which_then_serves_it_offline() {
+        let hub = crate::test_hub::serve(vec![repo("org/tiny", crate::test_hub::model_files(), false)]);
+        let cache = tempfile::tempdir().unwrap();
+        let dir = resolve_with("org/tiny", &through(&hub, cache.path())).unwrap();
+        assert_eq!(dir, cache.path().join("models--org--tiny/snapshots/c0ffee"));
+        assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), br#"{"model_type": "llama"}"#);
+        assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), b"weights");
+        let requests = hub.requests.lock().unwrap().clone();
+        assert!(requests.iter().any(|path| path == "/api/models/org/tiny/revision/main"), "{requests:?}");
+        assert_eq!(resolve_with("org/tiny", &unreachable(cache.path())).unwrap(), dir, "cached: the hub is not needed");
+    }
+
+    #[test]
+    fn a_gated_model_needs_a_token_and_a_missing_file_is_one_error() {
+        let hub = crate::test_hub::serve(vec![
+            repo("org/gated", crate::test_hub::model_files(), true),
+            repo("org/noweights", crate::test_hub::model_files().into_iter().filter(|(f, _)| *f != "model.safetensors").collect(), false),
+        ]);
+        let cache = tempfile::tempdir().unwrap();
+        let err = format!("{:#}", resolve_with("org/gated", &through(&hub, cache.path())).unwrap_err());
+        assert!(err.contains("org/gated") && err.contains("401") && err.contains("HF_TOKEN"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let with_token = HubSettings { token: Some("hf_x".to_owned()), ..through(&hub, cache.path()) };
+        assert!(resolve_with("org/gated", &with_token).unwrap().join("config.json").exists());
+        let err = format!("{:#}", resolve_with("org/noweights", &through(&hub, cache.path())).unwrap_err());
+        assert!(err.contains("org/noweights has no safetensors weights"), "{err}");
     }
 
     #[test]
