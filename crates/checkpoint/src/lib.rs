@@ -25,8 +25,8 @@
 mod dtype;
 mod read;
 mod resolve;
-#[cfg(test)]
-mod test_hub;
+#[cfg(any(test, feature = "test-hub"))]
+pub mod test_hub;
 mod write;
 
 pub use dtype::{dtype_of_kind, kind_of_dtype};

@@ -1,4 +1,5 @@
-//! A stand-in for the Hugging Face hub, for the resolver's tests: a real HTTP server on
+//! A stand-in for the Hugging Face hub, for tests (this crate's, and with the `test-hub` feature
+//! other crates'): a real HTTP server on
 //! 127.0.0.1 that speaks the part of the hub's protocol hf-hub uses — the repository listing
 //! (`/api/models/<id>/revision/<rev>`) and file resolution (`/<id>/resolve/<rev>/<file>`, with
 //! ranges, an ETag and the commit header, one hop through a relative redirect) — and refuses
