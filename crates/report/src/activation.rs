@@ -288,7 +288,8 @@ const PAPER_PAIR: PairWords = PairWords {
     less: "lower than the control, but the two sets differ in topic and form as well as in intent, so this does not \
            show a subspace of harmful intent",
     more: "higher than the control",
-    none: "no detectable difference from the control: harmful prompts do not occupy a subspace of their own here",
+    none: "no detectable difference from the control: no evidence here that harmful prompts occupy a subspace of \
+           their own",
 };
 
 const INTENT_PAIR: PairWords = PairWords {
@@ -296,7 +297,7 @@ const INTENT_PAIR: PairWords = PairWords {
     what: "harmful requests and benign requests made from the same templates",
     less: "harmful intent occupies directions that benign requests of the same form do not, at this layer",
     more: "benign and harmful requests of the same form overlap more than two harmful sets do",
-    none: "no detectable difference: these activations do not separate harmful from benign intent here",
+    none: "no detectable difference: no evidence here that harmful and benign intent occupy different directions",
 };
 
 impl PairWords {
@@ -375,8 +376,8 @@ fn mean_only(cells: &[ActivationMso], model: &str) -> Option<String> {
     matches!((verdict(false)?, verdict(true)?), (Verdict::Less, Verdict::NoDetectableDifference)).then(|| {
         format!(
             "In {model}, uncentred activations separate harmful from benign requests of the same form and mean-centred \
-             ones do not: what differs is mainly the mean activation — one direction — not the subspace the prompts \
-             spread over."
+             ones show no detectable difference: the difference found is mainly the mean activation — one \
+             direction — with no evidence of one in the subspace the prompts spread over."
         )
     })
 }
