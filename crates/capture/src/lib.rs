@@ -6,9 +6,9 @@
 //! hidden state at each prompt's last real token — never a pad, unlike the authors' extraction
 //! — and streams them to `activations/<model>.parquet` (a fine-tune drawn per replicate: to
 //! `replicates/<r>/activations/<model>.parquet`, stage `capture:<model>@<r>`). Then, for each
-//! layer of the depth window and each energy fraction, it measures the overlap (MSO) of the sets' energy bases, with the
-//! subspace crate's basis and MSO (one implementation for weight and activation space), for the
-//! paper's pair and two controls: harmful A vs harmful B, and the useful set split in halves
+//! layer of the depth window and each energy fraction, it measures the overlap (MSO) of the
+//! sets' energy bases, with the subspace crate's basis and MSO (one implementation for weight
+//! and activation space), for the paper's pair and two controls: harmful A vs harmful B, and the useful set split in halves
 //! (a same-distribution ceiling), and, with `[capture] benign`, the intent-matched pair: harmful
 //! requests against benign ones made from the same templates. Each overlap has a bootstrap
 //! interval over prompts and its paired difference from the harmful-vs-harmful control. Prompts
@@ -66,7 +66,7 @@ pub fn run(run: &RunDir, options: &Options, registry: &Registry) -> Result<Outco
     let &Options { model: name, replicate, force } = options;
     let pipeline = Pipeline::load_from_run(run)?;
     let config = &pipeline.capture;
-    let key = CaptureKey { capture: config, format: pipeline.capture.format_or(pipeline.prompt.format), seed: pipeline.seed };
+    let key = CaptureKey { capture: config, format: pipeline.capture_format(), seed: pipeline.seed };
     let dir = entangle_checkpoint::resolve(&pipeline.model_reference(run, name, replicate)?)?;
     let mut paths: Vec<_> = prompt_set_names(config).iter().map(|set| run.data_set(set)).collect();
     paths.push(dir.clone());
@@ -97,7 +97,7 @@ fn capture_model(
     let placement = Placement::parse(&pipeline.device, "auto")?;
     let loaded = registry.load(model.dir, placement)?;
     let tokenizer = Tokenizer::from_dir(model.dir)?;
-    let format = entangle_model::PromptFormat::from(pipeline.capture.format_or(pipeline.prompt.format));
+    let format = entangle_model::PromptFormat::from(pipeline.capture_format());
     let prompt_sets = prompt_set_names(config)
         .iter()
         .map(|set| prompt_set(run, set, config.limit))

@@ -58,11 +58,6 @@ impl Default for CaptureConfig {
 }
 
 impl CaptureConfig {
-    /// How capture lays prompts out: `format`, else the pipeline's `[prompt] format` (`pipeline`).
-    pub fn format_or(&self, pipeline: PromptFormat) -> PromptFormat {
-        self.format.unwrap_or(pipeline)
-    }
-
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         if self.batch_size == 0 || self.limit == Some(0) {
             anyhow::bail!("capture.batch_size / limit: expected at least 1");

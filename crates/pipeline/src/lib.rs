@@ -362,6 +362,11 @@ impl Pipeline {
         Ok(())
     }
 
+    /// How capture lays prompts out: `[capture] format`, else `[prompt] format`.
+    pub fn capture_format(&self) -> PromptFormat {
+        self.capture.format.unwrap_or(self.prompt.format)
+    }
+
     /// Whether the run has model `name`: trained (`[train.<name>]`), imported
     /// (`[import.<name>]`) or listed in `[models]`.
     pub fn has_model(&self, name: &str) -> bool {

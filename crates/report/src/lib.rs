@@ -129,10 +129,7 @@ pub fn build(run: &RunDir, pipeline: &Pipeline) -> Result<Report> {
     });
     let updates = load_replicates::<UpdateMso>(run, pipeline, RunDir::update_mso)?.map(|rows| update::Overlaps::of(&rows)).transpose()?;
     let activations = load::<ActivationMso>(&run.activation_mso())?
-        .map(|rows| {
-            let format = pipeline.capture.format_or(pipeline.prompt.format);
-            activation::Overlaps::of(&rows, &pipeline.capture.models, format.name())
-        })
+        .map(|rows| activation::Overlaps::of(&rows, &pipeline.capture.models, pipeline.capture_format().name()))
         .transpose()?;
     let diagnostics = load_replicates::<ProjectionDiagnostic>(run, pipeline, RunDir::projection_diagnostics)?.map(|rows| projection::averaged(&rows));
     let per_tensor = load_replicates::<ProjectionPerTensor>(run, pipeline, RunDir::projection_per_tensor)?;
