@@ -44,7 +44,7 @@ mod tables;
 pub use activations::{activation_schema, read_activations, ActivationWriter, Activations};
 pub use atomic::{replace_dir_atomic, write_atomic};
 pub use lock::{hold as hold_run_lock, RunLock, HOLDER_ENV as RUN_LOCK_HOLDER_ENV};
-pub use manifest::{config_hash, fingerprint, stamp_inputs, FileStamp, Manifest, StageEntry};
+pub use manifest::{config_hash, fingerprint, stamp_inputs, FileStamp, HubRevision, Manifest, StageEntry};
 #[cfg(feature = "progress")]
 pub use progress::progress_bar;
 pub use run_dir::{check_path_component, RunDir};

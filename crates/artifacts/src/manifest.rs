@@ -1,7 +1,7 @@
 //! The stage manifest, `manifest.json`: what each finished stage was run with and produced,
 //! so that a re-run skips a stage exactly when its configuration and inputs are unchanged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,6 +31,68 @@ pub struct StageEntry {
     pub seconds: f64,
     /// RFC 3339 time at which the stage finished.
     pub finished_at: String,
+    /// The Hugging Face hub repositories among the inputs, each at the commit the stage read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hub: Vec<HubRevision>,
+}
+
+/// A hub repository a stage read, and the commit it read it at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HubRevision {
+    /// `org/name`.
+    pub repository: String,
+    /// `model` or `dataset`.
+    pub kind: String,
+    /// The branch or tag the cache's refs point at this commit (`main`), or the commit itself
+    /// where no ref names it (a revision pinned by commit).
+    pub revision: String,
+    /// The commit hash.
+    pub commit: String,
+}
+
+impl HubRevision {
+    /// The hub repository `path` lies in, when it is inside a hub cache's snapshot
+    /// (`<cache>/models--org--name/snapshots/<commit>/…`, as huggingface_hub and hf-hub lay it
+    /// out); the revision is read from the cache's refs.
+    pub fn of_cached_path(path: &Path) -> Option<HubRevision> {
+        let parts: Vec<&str> = path.iter().filter_map(|part| part.to_str()).collect();
+        let at = parts.windows(3).position(|window| window[1] == "snapshots" && !window[2].is_empty())?;
+        let (folder, commit) = (parts[at], parts[at + 2]);
+        let (rest, kind) = [("models--", "model"), ("datasets--", "dataset")]
+            .into_iter()
+            .find_map(|(prefix, kind)| folder.strip_prefix(prefix).map(|rest| (rest, kind)))?;
+        let repo_dir: std::path::PathBuf = parts[..=at].iter().collect();
+        Some(HubRevision {
+            repository: rest.replacen("--", "/", 1),
+            kind: kind.to_owned(),
+            revision: ref_naming(&repo_dir.join("refs"), commit).unwrap_or_else(|| commit.to_owned()),
+            commit: commit.to_owned(),
+        })
+    }
+}
+
+/// The ref under `refs` (a branch or tag file holding a commit hash) that names `commit`,
+/// preferring `main`.
+fn ref_naming(refs: &Path, commit: &str) -> Option<String> {
+    let mut names: Vec<String> = walk_files(refs)
+        .into_iter()
+        .filter(|file| std::fs::read_to_string(file).is_ok_and(|text| text.trim() == commit))
+        .filter_map(|file| file.strip_prefix(refs).ok().map(|name| name.to_string_lossy().into_owned()))
+        .collect();
+    names.sort_by_key(|name| (name != "main", name.clone()));
+    names.into_iter().next()
+}
+
+/// Every file under `dir`, recursively (a ref name may contain `/`); none if it is unreadable.
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { walk_files(&path) } else { vec![path] }
+        })
+        .collect()
 }
 
 /// A file or directory and its [`fingerprint`].
@@ -87,7 +149,9 @@ impl StageEntry {
     /// An entry for a stage that finished now after `seconds`.
     pub fn finished_now(config_hash: String, inputs: Vec<FileStamp>, outputs: Vec<String>, seconds: f64) -> StageEntry {
         let finished_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-        StageEntry { config_hash, inputs, outputs, seconds, finished_at }
+        let hub: BTreeSet<HubRevision> =
+            inputs.iter().filter_map(|input| HubRevision::of_cached_path(Path::new(&input.path))).collect();
+        StageEntry { config_hash, inputs, outputs, seconds, finished_at, hub: hub.into_iter().collect() }
     }
 }
 
@@ -158,6 +222,45 @@ mod tests {
 
     fn entry(hash: &str, inputs: Vec<FileStamp>, outputs: Vec<String>) -> StageEntry {
         StageEntry::finished_now(hash.to_owned(), inputs, outputs, 1.5)
+    }
+
+    /// A stage that read a hub model (pinned by branch) and a hub dataset (pinned by a commit
+    /// no ref names) records both with their commits; files outside a hub cache record nothing.
+    #[test]
+    fn hub_inputs_are_recorded_with_their_revision_and_commit() {
+        let cache = tempfile::tempdir().unwrap();
+        let model = cache.path().join("models--meta-llama--Llama-3.2-1B");
+        std::fs::create_dir_all(model.join("refs")).unwrap();
+        std::fs::write(model.join("refs/main"), "4e20de36\n").unwrap();
+        let snapshot = model.join("snapshots/4e20de36");
+        let data = cache.path().join("datasets--walledai--AdvBench/snapshots/9a1b/data/train-00000-of-00001.parquet");
+        for file in [snapshot.join("config.json"), data.clone(), cache.path().join("local.parquet")] {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, b"x").unwrap();
+        }
+        let run = RunDir::new(&cache.path().join("run"));
+        let local = cache.path().join("local.parquet");
+        let config = snapshot.join("config.json");
+        let inputs = stamp_inputs(&run, &[&snapshot, &data, &local, &config]).unwrap();
+        let recorded = |repository: &str, kind: &str, revision: &str, commit: &str| HubRevision {
+            repository: repository.into(),
+            kind: kind.into(),
+            revision: revision.into(),
+            commit: commit.into(),
+        };
+        assert_eq!(entry("h", inputs, Vec::new()).hub, [
+            recorded("meta-llama/Llama-3.2-1B", "model", "main", "4e20de36"),
+            recorded("walledai/AdvBench", "dataset", "9a1b", "9a1b"),
+        ]);
+    }
+
+    #[test]
+    fn a_manifest_from_before_the_hub_record_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let old = r#"{"stages": {"prepare": {"config_hash": "h", "inputs": [], "outputs": [], "seconds": 1.0, "finished_at": "2026-01-01T00:00:00Z"}}}"#;
+        std::fs::write(run.manifest(), old).unwrap();
+        assert!(Manifest::load(&run).unwrap().stages["prepare"].hub.is_empty());
     }
 
     #[test]

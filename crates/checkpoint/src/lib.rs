@@ -3,7 +3,7 @@
 //! Each model of the study (base, aligned, the fine-tunes, a materialised merge) is a directory
 //! in Hugging Face layout: `config.json`, weights in safetensors (one file, or shards with a
 //! `model.safetensors.index.json`), and tokenizer files. This crate finds such a directory
-//! ([`resolve`]: a local path, or a hub id fetched with hf-hub into the standard cache), opens it
+//! ([`resolve`]: a local path, or a hub id fetched into the standard hub cache, [`HubSettings`]), opens it
 //! without reading the weights ([`Checkpoint::open`] maps the files), hands out one tensor at a
 //! time as a tch `Tensor` ([`Checkpoint::load`]), and writes new checkpoints atomically in a
 //! form transformers loads unchanged ([`write_checkpoint`]). The model runtime, trainer and
@@ -23,6 +23,7 @@
 //! ```
 
 mod dtype;
+mod hub;
 mod read;
 mod resolve;
 #[cfg(any(test, feature = "test-hub"))]
@@ -31,6 +32,7 @@ mod write;
 
 pub use dtype::{dtype_of_kind, kind_of_dtype};
 pub use read::{read_config, tensor_from_map, Checkpoint, TensorInfo};
-pub use resolve::{resolve, resolve_with, HubSettings};
+pub use hub::HubSettings;
+pub use resolve::{resolve, resolve_with};
 pub use safetensors::Dtype;
 pub use write::{write_checkpoint, WriteOptions, TOKENIZER_FILES};

@@ -1,113 +1,15 @@
-//! Finding a model directory: a local path, or a Hugging Face hub id fetched with hf-hub into
-//! the standard cache (the same cache transformers uses, so models are shared with Python).
+//! Finding a model directory: a local path, or a Hugging Face hub id fetched into the standard
+//! cache (the same cache transformers uses, so models are shared with Python).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use hf_hub::api::sync::ApiBuilder;
-use hf_hub::{Cache, Repo, RepoType};
+use hf_hub::RepoType;
 use serde::Deserialize;
 
+use crate::hub::HubSettings;
 use crate::write::TOKENIZER_FILES;
-
-/// How to reach the hub, normally read from the environment by [`HubSettings::from_env`].
-#[derive(Debug, Clone, Default)]
-pub struct HubSettings {
-    /// The hub cache directory (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, default
-    /// `~/.cache/huggingface/hub`).
-    pub cache_dir: PathBuf,
-    /// Access token for gated repositories (`HF_TOKEN`, else the cache's token file).
-    pub token: Option<String>,
-    /// Never touch the network (`HF_HUB_OFFLINE=1`): only cached files resolve.
-    pub offline: bool,
-    /// The hub's address, for a mirror (`HF_ENDPOINT`); the public hub when unset.
-    pub endpoint: Option<String>,
-}
-
-impl HubSettings {
-    /// Settings from `HF_HUB_CACHE`, `HF_HOME`, `HF_TOKEN`, `HF_HUB_OFFLINE` and `HF_ENDPOINT`, as
-    /// huggingface_hub reads them.
-    pub fn from_env() -> HubSettings {
-        HubSettings::from_vars(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
-    }
-
-    /// Settings from the environment variables `var` gives (unset or empty: `None`).
-    fn from_vars(var: impl Fn(&str) -> Option<String>) -> HubSettings {
-        let cache = match var("HF_HUB_CACHE") {
-            Some(dir) => Cache::new(PathBuf::from(dir)),
-            None => match var("HF_HOME") {
-                Some(home) => Cache::new(PathBuf::from(home).join("hub")),
-                None => Cache::default(),
-            },
-        };
-        let token = var("HF_TOKEN").or_else(|| cache.token());
-        let offline = var("HF_HUB_OFFLINE").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        HubSettings { cache_dir: cache.path().clone(), token, offline, endpoint: var("HF_ENDPOINT") }
-    }
-
-    /// The hub client: this cache, token and endpoint.
-    fn api(&self, progress: bool) -> Result<hf_hub::api::sync::Api> {
-        let mut builder =
-            ApiBuilder::from_cache(Cache::new(self.cache_dir.clone())).with_token(self.token.clone()).with_progress(progress);
-        if let Some(endpoint) = &self.endpoint {
-            builder = builder.with_endpoint(endpoint.clone());
-        }
-        builder.build().context("setting up the Hugging Face hub client")
-    }
-
-    /// Where the hub is reached, for messages.
-    fn endpoint(&self) -> &str {
-        self.endpoint.as_deref().unwrap_or("https://huggingface.co")
-    }
-
-    /// The local path of `filename` in the hub repository `repo_id` (`org/name`, optionally
-    /// `@revision`) of type `repo_type`: the cached copy, else downloaded unless offline.
-    pub fn file(&self, repo_id: &str, repo_type: RepoType, filename: &str) -> Result<PathBuf> {
-        let repo = parse_repo(repo_id, repo_type);
-        if self.offline {
-            return Cache::new(self.cache_dir.clone()).repo(repo).get(filename).with_context(|| {
-                format!(
-                    "{filename} of {repo_id} is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set",
-                    self.cache_dir.display()
-                )
-            });
-        }
-        self.api(true)?.repo(repo).get(filename).with_context(|| {
-            format!(
-                "downloading {filename} of {repo_id} from {} into {} (a gated model needs HF_TOKEN; for a mirror set \
-                 HF_ENDPOINT; to use only the cache, HF_HUB_OFFLINE=1)",
-                self.endpoint(),
-                self.cache_dir.display()
-            )
-        })
-    }
-
-    /// Whether the cache holds `filename` of the model repository `repo_id`.
-    fn is_cached(&self, repo_id: &str, filename: &str) -> bool {
-        Cache::new(self.cache_dir.clone()).repo(parse_repo(repo_id, RepoType::Model)).get(filename).is_some()
-    }
-
-    /// The file names in the hub repository, or `None` offline (the cache cannot list them).
-    fn list(&self, repo_id: &str) -> Result<Option<BTreeSet<String>>> {
-        if self.offline {
-            return Ok(None);
-        }
-        let info = self
-            .api(false)?
-            .repo(parse_repo(repo_id, RepoType::Model))
-            .info()
-            .with_context(|| format!("listing the files of {repo_id} on the Hugging Face hub at {}", self.endpoint()))?;
-        Ok(Some(info.siblings.into_iter().map(|s| s.rfilename).collect()))
-    }
-}
-
-fn parse_repo(repo_id: &str, repo_type: RepoType) -> Repo {
-    match repo_id.split_once('@') {
-        Some((id, revision)) => Repo::with_revision(id.to_owned(), repo_type, revision.to_owned()),
-        None => Repo::new(repo_id.to_owned(), repo_type),
-    }
-}
 
 /// Resolves a model reference with settings from the environment; see [`resolve_with`].
 pub fn resolve(reference: &str) -> Result<PathBuf> {
@@ -256,18 +158,6 @@ mod tests {
         assert!(resolve_with("org/gated", &with_token).unwrap().join("config.json").exists());
         let err = format!("{:#}", resolve_with("org/noweights", &through(&hub, cache.path())).unwrap_err());
         assert!(err.contains("org/noweights has no safetensors weights"), "{err}");
-    }
-
-    #[test]
-    fn the_environment_is_read_as_huggingface_hub_reads_it() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
-        };
-        let home = HubSettings::from_vars(vars(&[("HF_HOME", "/h"), ("HF_TOKEN", "t"), ("HF_HUB_OFFLINE", "True")]));
-        assert_eq!((home.cache_dir, home.token.as_deref(), home.offline, home.endpoint), (PathBuf::from("/h/hub"), Some("t"), true, None));
-        let cache = HubSettings::from_vars(vars(&[("HF_HOME", "/h"), ("HF_HUB_CACHE", "/c"), ("HF_ENDPOINT", "https://mirror.example")]));
-        assert_eq!((cache.cache_dir, cache.offline), (PathBuf::from("/c"), false));
-        assert_eq!(cache.endpoint.as_deref(), Some("https://mirror.example"));
     }
 
     #[test]

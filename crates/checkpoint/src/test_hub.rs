@@ -3,7 +3,9 @@
 //! 127.0.0.1 that speaks the part of the hub's protocol hf-hub uses — the repository listing
 //! (`/api/models/<id>/revision/<rev>`) and file resolution (`/<id>/resolve/<rev>/<file>`, with
 //! ranges, an ETag and the commit header, one hop through a relative redirect) — and refuses
-//! a gated repository without a token.
+//! a gated repository without a token. It answers a proxy's absolute-form requests
+//! (`GET http://host/path`) too, as a forward proxy to itself, so a test can tell whether a
+//! client went through a proxy.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,7 +20,8 @@ pub struct HubRepo {
     pub gated: bool,
 }
 
-/// A running server: its address (an `HF_ENDPOINT`) and the paths requested so far.
+/// A running server: its address (an `HF_ENDPOINT`, or a proxy) and the request targets so far
+/// (a path, or a whole URL for a request sent to it as a proxy).
 pub struct Hub {
     pub endpoint: String,
     pub requests: Arc<Mutex<Vec<String>>>,
@@ -39,8 +42,9 @@ pub fn serve(repos: Vec<HubRepo>) -> Hub {
     Hub { endpoint, requests }
 }
 
-/// A request's path and the headers the protocol needs.
+/// A request's target and path, and the headers the protocol needs.
 struct Request {
+    target: String,
     path: String,
     range: Option<(usize, Option<usize>)>,
     authorized: bool,
@@ -50,7 +54,11 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_owned();
+    let target = line.split_whitespace().nth(1)?.to_owned();
+    let path = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/".to_owned(), |slash| rest[slash..].to_owned()),
+        None => target.clone(),
+    };
     let (mut range, mut authorized) = (None, false);
     loop {
         let mut header = String::new();
@@ -64,12 +72,12 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
             range = Some((start.parse().ok()?, end.parse().ok()));
         }
     }
-    Some(Request { path, range, authorized })
+    Some(Request { target, path, range, authorized })
 }
 
 fn answer(mut stream: TcpStream, repos: &[HubRepo], log: &Mutex<Vec<String>>) {
     let Some(request) = read_request(&stream) else { return };
-    log.lock().unwrap().push(request.path.clone());
+    log.lock().unwrap().push(request.target.clone());
     let (status, headers, body) = route(&request, repos);
     let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
     for (name, value) in headers {
@@ -100,6 +108,7 @@ fn route(request: &Request, repos: &[HubRepo]) -> Reply {
         return (302, vec![("Location", format!("/cdn/{id}/{file}"))], Vec::new());
     }
     let Some(rest) = path.strip_prefix("cdn/") else { return not_found() };
+    let rest = rest.strip_prefix("datasets/").unwrap_or(rest);
     let Some(repo) = repos.iter().find(|repo| rest.starts_with(&format!("{}/", repo.id))) else { return not_found() };
     if repo.gated && !request.authorized {
         return (401, Vec::new(), b"gated".to_vec());

@@ -29,7 +29,6 @@ pub mod checkpoints;
 pub mod guard;
 pub mod llm;
 pub mod prompts;
-mod proxy;
 mod run;
 pub mod summary;
 #[cfg(test)]

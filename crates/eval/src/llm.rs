@@ -79,12 +79,10 @@ impl LlmJudge {
                 _ => anyhow::bail!("[eval.llm] api_key_env: the environment variable {name} holding the judge's API key is not set"),
             },
         };
-        let builder = ureq::AgentBuilder::new().timeout(Duration::from_secs_f64(config.timeout_s)).try_proxy_from_env(false);
-        let builder = match crate::proxy::proxy_for(&config.base_url, |name| std::env::var(name).ok())? {
-            Some(proxy) => builder.proxy(proxy),
-            None => builder,
-        };
-        let agent = builder.build();
+        let agent = entangle_http::Proxies::from_env()
+            .agent(&config.base_url)?
+            .timeout(Duration::from_secs_f64(config.timeout_s))
+            .build();
         Ok(LlmJudge { config: config.clone(), key, agent, cache_path: cache_path.to_path_buf() })
     }
 

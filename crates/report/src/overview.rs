@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use entangle_artifacts::{Manifest, RunDir};
+use entangle_artifacts::{HubRevision, Manifest, RunDir};
 use entangle_pipeline::Pipeline;
 
 use crate::document::{Block, Section, Table};
@@ -39,11 +39,13 @@ pub fn section(run: &RunDir, pipeline: &Pipeline, manifest: &Manifest, inputs: &
     let revisions = hub_revisions(manifest);
     if !revisions.is_empty() {
         section.push(Block::Table(Table {
-            caption: "Hub repositories the stages read, at the commit they read (from the inputs manifest.json \
-                      records)"
+            caption: "Hub repositories the stages read, at the commit they read (manifest.json, each stage's `hub`)"
                 .into(),
-            header: ["repository", "type", "commit"].map(String::from).to_vec(),
-            rows: revisions.into_iter().map(|(repo, kind, commit)| vec![repo, kind, commit]).collect(),
+            header: ["repository", "type", "revision", "commit"].map(String::from).to_vec(),
+            rows: revisions
+                .into_iter()
+                .map(|hub| vec![hub.repository.clone(), hub.kind.clone(), hub.revision.clone(), hub.commit.clone()])
+                .collect(),
         }));
     }
     section.push(Block::Table(Table {
@@ -57,23 +59,9 @@ pub fn section(run: &RunDir, pipeline: &Pipeline, manifest: &Manifest, inputs: &
     section
 }
 
-/// Every hub repository a stage read, with the commit of the snapshot it read: found in the
-/// input paths the manifest records, which for a hub model or dataset lie in the hub cache
-/// (`…/models--org--name/snapshots/<commit>/…`). As (repository, `model` or `dataset`, commit).
-pub fn hub_revisions(manifest: &Manifest) -> BTreeSet<(String, String, String)> {
-    let mut found = BTreeSet::new();
-    for input in manifest.stages.values().flat_map(|entry| &entry.inputs) {
-        let parts: Vec<&str> = input.path.split(['/', '\\']).collect();
-        for window in parts.windows(3) {
-            let [repo, "snapshots", commit] = window else { continue };
-            let kinds = [("models--", "model"), ("datasets--", "dataset")];
-            let Some((rest, kind)) = kinds.iter().find_map(|(prefix, kind)| repo.strip_prefix(prefix).map(|rest| (rest, kind))) else {
-                continue;
-            };
-            found.insert((rest.replacen("--", "/", 1), (*kind).to_owned(), (*commit).to_owned()));
-        }
-    }
-    found
+/// Every hub repository a stage read, at the commit it read (the manifest's hub records).
+fn hub_revisions(manifest: &Manifest) -> BTreeSet<&HubRevision> {
+    manifest.stages.values().flat_map(|entry| &entry.hub).collect()
 }
 
 /// `path` relative to the run, for display.
@@ -83,23 +71,18 @@ pub fn display(run: &RunDir, path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use entangle_artifacts::{FileStamp, StageEntry};
+    use entangle_artifacts::StageEntry;
 
     use super::*;
 
     #[test]
-    fn hub_inputs_show_their_repository_and_commit() {
-        let stamp = |path: &str| FileStamp { path: path.to_owned(), fingerprint: "f".into() };
-        let entry = |inputs: Vec<FileStamp>| StageEntry::finished_now("h".into(), inputs, Vec::new(), 1.0);
+    fn a_repository_two_stages_read_at_one_commit_is_listed_once() {
+        let model = HubRevision { repository: "org/m".into(), kind: "model".into(), revision: "main".into(), commit: "c1".into() };
+        let data = HubRevision { repository: "org/d".into(), kind: "dataset".into(), revision: "v1".into(), commit: "c2".into() };
+        let entry = |hub: Vec<HubRevision>| StageEntry { hub, ..StageEntry::finished_now("h".into(), Vec::new(), Vec::new(), 1.0) };
         let mut manifest = Manifest::default();
-        let model = "/home/u/.cache/huggingface/hub/models--meta-llama--Llama-3.2-1B/snapshots/4e20de36/";
-        manifest.stages.insert("capture:base".into(), entry(vec![stamp(model), stamp("data/prompts_useful.parquet")]));
-        let data = "/c/hub/datasets--walledai--AdvBench/snapshots/9a1b/data/train-00000-of-00001.parquet";
-        manifest.stages.insert("prepare".into(), entry(vec![stamp(data), stamp(model)]));
-        let found: Vec<(String, String, String)> = hub_revisions(&manifest).into_iter().collect();
-        assert_eq!(found, [
-            ("meta-llama/Llama-3.2-1B".to_owned(), "model".to_owned(), "4e20de36".to_owned()),
-            ("walledai/AdvBench".to_owned(), "dataset".to_owned(), "9a1b".to_owned()),
-        ]);
+        manifest.stages.insert("prepare".into(), entry(vec![data.clone(), model.clone()]));
+        manifest.stages.insert("capture:base".into(), entry(vec![model.clone()]));
+        assert_eq!(hub_revisions(&manifest).into_iter().collect::<Vec<_>>(), [&data, &model]);
     }
 }
