@@ -73,14 +73,18 @@ impl HubSettings {
         }
         if self.offline {
             bail!(
-                "{filename} of {repo_id} is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set",
+                "{filename} of {} at revision {} is not in the Hugging Face cache at {} and HF_HUB_OFFLINE is set",
+                repo.id,
+                repo.revision,
                 self.cache_dir.display()
             );
         }
         self.download(&repo, filename).with_context(|| {
             format!(
-                "downloading {filename} of {repo_id} from {} into {} (a gated model needs HF_TOKEN; for a mirror set \
-                 HF_ENDPOINT; to use only the cache, HF_HUB_OFFLINE=1)",
+                "downloading {filename} of {} at revision {} from {} into {} (a gated model needs HF_TOKEN; for a mirror \
+                 set HF_ENDPOINT; to use only the cache, HF_HUB_OFFLINE=1)",
+                repo.id,
+                repo.revision,
                 self.endpoint(),
                 self.cache_dir.display()
             )
@@ -373,7 +377,7 @@ mod tests {
 
         let direct = settings(unreachable, cache.path(), &[("HTTP_PROXY", proxy), ("NO_PROXY", "127.0.0.1")]);
         let err = format!("{:#}", direct.file("org/tiny", RepoType::Model, "tokenizer.json").unwrap_err());
-        assert!(err.contains("downloading tokenizer.json of org/tiny from http://127.0.0.1:9"), "{err}");
+        assert!(err.contains("downloading tokenizer.json of org/tiny at revision main from http://127.0.0.1:9"), "{err}");
         assert!(!err.contains('\n'), "{err}");
         assert_eq!(hub.requests.lock().unwrap().len(), requests.len(), "NO_PROXY: the proxy saw nothing more");
     }

@@ -115,7 +115,7 @@ mod tests {
         let snapshot = cached_model(cache.path(), &["config.json", "model.safetensors", "tokenizer.json"]);
         assert_eq!(resolve_with("org/tiny", &unreachable(cache.path())).unwrap(), snapshot);
         let err = format!("{:#}", resolve_with("org/absent", &unreachable(cache.path())).unwrap_err());
-        assert!(err.contains("downloading config.json of org/absent from http://127.0.0.1:9"), "{err}");
+        assert!(err.contains("downloading config.json of org/absent at revision main from http://127.0.0.1:9"), "{err}");
         assert!(err.contains("HF_ENDPOINT") && err.contains("HF_HUB_OFFLINE=1"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }
@@ -142,6 +142,25 @@ mod tests {
         let requests = hub.requests.lock().unwrap().clone();
         assert!(requests.iter().any(|path| path == "/api/models/org/tiny/revision/main"), "{requests:?}");
         assert_eq!(resolve_with("org/tiny", &unreachable(cache.path())).unwrap(), dir, "cached: the hub is not needed");
+    }
+
+    /// A stage that reads a hub model stamps the directory resolve gives, and its manifest entry
+    /// then names the repository, the branch and the commit.
+    #[test]
+    fn a_stage_reading_a_hub_model_records_its_commit() {
+        let hub = crate::test_hub::serve(vec![repo("org/tiny", crate::test_hub::model_files(), false)]);
+        let cache = tempfile::tempdir().unwrap();
+        let dir = resolve_with("org/tiny", &through(&hub, cache.path())).unwrap();
+        let run = entangle_artifacts::RunDir::new(&cache.path().join("run"));
+        let inputs = entangle_artifacts::stamp_inputs(&run, &[&dir]).unwrap();
+        let entry = entangle_artifacts::StageEntry::finished_now("h".into(), inputs, Vec::new(), 1.0);
+        let recorded = entangle_artifacts::HubRevision {
+            repository: "org/tiny".into(),
+            kind: "model".into(),
+            revision: "main".into(),
+            commit: "c0ffee".into(),
+        };
+        assert_eq!(entry.hub, [recorded]);
     }
 
     #[test]
