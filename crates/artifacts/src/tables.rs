@@ -320,6 +320,10 @@ crate::table! {
         /// Its 95% interval, paired: both overlaps measured on the same resampled prompts.
         pub vs_control_ci_low: Option<f64>,
         pub vs_control_ci_high: Option<f64>,
+        /// One-sided permutation p-value that the pair's two sets overlap less than their
+        /// prompts relabelled at random (same set sizes): (1 + relabellings with MSO at most
+        /// `mso`) / (1 + relabellings). Null for the useful halves and without resamples.
+        pub permutation_p: Option<f64>,
     }
 }
 

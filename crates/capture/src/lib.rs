@@ -41,7 +41,7 @@ use serde::Serialize;
 
 /// The code version of the `capture:<model>` stages: bump `algorithm` when their tables would
 /// change.
-const VERSION: StageVersion = stage_version!(4);
+const VERSION: StageVersion = stage_version!(5);
 
 /// Everything a capture depends on besides its input files and code.
 #[derive(Serialize)]

@@ -4,11 +4,15 @@
 //!
 //! Each overlap comes with a 95% percentile-bootstrap interval over prompts: every resample
 //! draws each set's prompts again with replacement and measures every pair on the same draw, so
-//! a pair's difference from the harmful-vs-harmful control (`vs_control`) is paired too.
+//! a pair's difference from the harmful-vs-harmful control (`vs_control`) is paired too. And each
+//! pair of two different sets gets a permutation test: its prompts relabelled at random, split
+//! in sets of the same sizes, and measured again; the share of relabellings that overlap as
+//! little as the real sets is the p-value that the sets occupy different directions. Relabelled
+//! sets have the real sets' sizes, so MSO's dependence on the number of prompts cancels.
 
 use anyhow::{ensure, Result};
 use entangle_artifacts::ActivationMso;
-use entangle_draw::{resample, tensor_rng};
+use entangle_draw::{permutation, resample, tensor_rng};
 use entangle_pipeline::{CaptureConfig, SvdMode};
 use entangle_stats::percentile_interval;
 use entangle_subspace::mso::{overlaps, Overlap, Spectrum};
@@ -26,6 +30,10 @@ pub const PAIRS: [&str; 4] = ["useful-harmful_a", "harmful_a-harmful_b", "useful
 /// The index in [`PAIRS`] of the pair every other is compared with: two harmful sets, the same
 /// intent.
 const CONTROL_INDEX: usize = 1;
+
+/// The index in [`PAIRS`] of the useful halves: two halves of one set, which a relabelling
+/// cannot tell apart by construction, so they get no permutation test.
+const HALVES_INDEX: usize = 2;
 
 /// The roles of the captured matrices, in order: useful, harmful A, harmful B, the useful
 /// halves, and benign when present; each pair names two of them.
@@ -50,6 +58,8 @@ pub fn activation_overlaps(model: &str, replicate: u32, captured: &Captured, con
                     window.overlaps(&drawn, &mut rng)
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let relabelled =
+                (0..config.resamples).map(|_| window.relabelled(&roles, &mut rng)).collect::<Result<Vec<_>>>()?;
             for (p, overlaps) in estimate.iter().enumerate() {
                 for (e, o) in overlaps.iter().enumerate() {
                     let cell = Cell { pair: p, energy: e };
@@ -75,6 +85,7 @@ pub fn activation_overlaps(model: &str, replicate: u32, captured: &Captured, con
                         vs_control: cell.vs_control(&estimate),
                         vs_control_ci_low: vs_control.map(|(low, _)| low),
                         vs_control_ci_high: vs_control.map(|(_, high)| high),
+                        permutation_p: permutation_p(o.mso, relabelled.iter().map(|draw| draw[p].as_ref().map(|msos| msos[e]))),
                     });
                 }
             }
@@ -119,11 +130,44 @@ impl Window<'_> {
         self.pairs.iter().map(|&(a, b)| overlaps(&spectra[a], &spectra[b], self.energy)).collect()
     }
 
+    /// Each pair's MSO at every energy fraction after its two sets' prompts are relabelled at
+    /// random (pooled, permuted, split again at the first set's size); `None` for the halves.
+    fn relabelled(&self, roles: &[Tensor], rng: &mut ChaCha8Rng) -> Result<Vec<Option<Vec<f64>>>> {
+        self.pairs
+            .iter()
+            .enumerate()
+            .map(|(p, &(a, b))| {
+                if p == HALVES_INDEX {
+                    return Ok(None);
+                }
+                let pooled = Tensor::f_cat(&[&roles[a], &roles[b]], 0)?;
+                let order = Tensor::f_from_slice(&permutation(pooled.size()[0] as usize, rng))?;
+                let shuffled = pooled.f_index_select(0, &order)?;
+                let first = roles[a].size()[0];
+                let (x, y) = (shuffled.f_narrow(0, 0, first)?, shuffled.f_narrow(0, first, shuffled.size()[0] - first)?);
+                let overlaps = overlaps(&self.spectrum(&x, rng)?, &self.spectrum(&y, rng)?, self.energy)?;
+                Ok(Some(overlaps.iter().map(|o| o.mso).collect()))
+            })
+            .collect()
+    }
+
     /// The energy basis of a set's activations, mean-centred first when `centered`.
     fn spectrum(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<Spectrum> {
         let x = if self.centered { x.f_sub(&x.f_mean_dim(0, true, None)?)? } else { x.shallow_clone() };
         Spectrum::of(&x.f_tr()?, SvdMode::Exact, rng)
     }
+}
+
+/// The one-sided permutation p-value of an observed `mso` against its relabelled values:
+/// (1 + those at most as large) / (1 + their number); `None` without any (no resamples, or a
+/// pair that is not tested).
+fn permutation_p(mso: f64, relabelled: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let values: Vec<f64> = relabelled.collect::<Option<_>>()?;
+    if values.is_empty() {
+        return None;
+    }
+    let as_low = values.iter().filter(|&&v| v <= mso).count();
+    Some((1 + as_low) as f64 / (1 + values.len()) as f64)
 }
 
 /// One pair at one energy fraction.

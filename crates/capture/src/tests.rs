@@ -104,7 +104,36 @@ fn the_intent_pair_comes_with_intervals_paired_with_the_control() {
     assert_eq!(rows, activation_overlaps("m", 0, &captured, &config, 3).unwrap(), "seeded");
     let without = CaptureConfig { resamples: 0, ..config };
     let rows = activation_overlaps("m", 0, &captured, &without, 3).unwrap();
-    assert!(rows.iter().all(|r| r.mso_ci_low.is_none() && r.vs_control_ci_high.is_none()));
+    assert!(rows.iter().all(|r| r.mso_ci_low.is_none() && r.vs_control_ci_high.is_none() && r.permutation_p.is_none()));
+}
+
+/// Sets from one distribution: the permutation test of their pair rejects at about its level,
+/// over 30 independent draws. Sets in disjoint coordinates: it rejects. The useful halves get no
+/// test.
+#[test]
+fn the_permutation_test_holds_its_level_and_finds_disjoint_sets() {
+    let config = CaptureConfig { energy_fractions: vec![0.5], centered: false, resamples: 99, ..CaptureConfig::default() };
+    let captured = |seed: i64, benign_apart: bool| {
+        tch::manual_seed(seed);
+        let draw = |columns: std::ops::Range<i64>| {
+            let x = Tensor::zeros([20, 8], (tch::Kind::Float, tch::Device::Cpu));
+            x.narrow(1, columns.start, columns.end - columns.start).copy_(&Tensor::randn([20, columns.end - columns.start], (tch::Kind::Float, tch::Device::Cpu)));
+            x
+        };
+        let (a, benign) = if benign_apart { (draw(4..8), draw(0..4)) } else { (draw(0..8), draw(0..8)) };
+        Captured { sets: ["u", "a", "b", "n"].map(String::from).to_vec(), layers: vec![2], vectors: vec![vec![draw(0..8)], vec![a], vec![draw(0..8)], vec![benign]] }
+    };
+    let intent_p = |seed: i64, apart: bool| {
+        let rows = activation_overlaps("m", 0, &captured(seed, apart), &config, seed as u64).unwrap();
+        assert!(rows.iter().all(|r| r.permutation_p.is_some() == (r.pair != "useful_1-useful_2")), "{rows:?}");
+        rows.iter().find(|r| r.pair == "benign-harmful_a").unwrap().permutation_p.unwrap()
+    };
+    let null: Vec<f64> = (0..30).map(|seed| intent_p(seed, false)).collect();
+    let rejected = null.iter().filter(|&&p| p < 0.05).count();
+    assert!(rejected <= 6, "30 draws under the null at level 0.05 reject {rejected} times: {null:?}");
+    assert!(null.iter().any(|&p| p > 0.5), "p-values under the null spread over (0, 1]: {null:?}");
+    let apart = intent_p(0, true);
+    assert!(apart < 0.05, "disjoint sets: few relabellings overlap as little: p = {apart}");
 }
 
 /// A run with the fixture as model `base` and the three prompt sets.

@@ -21,7 +21,8 @@ pub struct CaptureConfig {
     /// How prompts are laid out for capture; the pipeline's `[prompt] format` when unset (the
     /// paper pipelines: `plain`, raw text, as the authors).
     pub format: Option<PromptFormat>,
-    /// Bootstrap resamples of the prompts behind each overlap's 95% interval (0: none).
+    /// Bootstrap resamples of the prompts behind each overlap's 95% interval, and random
+    /// relabellings behind each pair's permutation test (0: neither).
     pub resamples: usize,
     /// Use at most this many prompts of each set (all when unset).
     pub limit: Option<usize>,

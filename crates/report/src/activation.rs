@@ -355,7 +355,29 @@ fn pair_sentence(pair: &PairWords, rows: &[&ActivationMso], format: &str) -> Str
             }
         }
     }
+    sentence.push_str(&permutation_clause(rows));
     sentence
+}
+
+/// What the permutation test says of the pair: a sentence, or nothing for an untested pair.
+fn permutation_clause(rows: &[&ActivationMso]) -> String {
+    let Some(ps) = rows.iter().map(|r| r.permutation_p).collect::<Option<Vec<f64>>>() else { return String::new() };
+    let separated = |p: f64| p < 0.05;
+    let lead = " Permutation test (the two sets' prompts relabelled at random, at the same sizes):";
+    match ps.as_slice() {
+        [p] if separated(*p) => format!("{lead} p = {}, the real sets overlap less than relabelled ones do, so they occupy different directions.", fixed(*p, 3)),
+        [p] => format!("{lead} p = {}, their overlap is within what random relabelling gives.", fixed(*p, 3)),
+        many => {
+            let (low, high) = many.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(*p), h.max(*p)));
+            let count = many.iter().filter(|p| separated(**p)).count();
+            format!(
+                "{lead} p from {} to {} over its {} replicates; below 0.05, sets that occupy different directions, in {count}.",
+                fixed(low, 3),
+                fixed(high, 3),
+                many.len()
+            )
+        }
+    }
 }
 
 /// A pair's difference from the control with its paired interval, when it has one.
@@ -398,8 +420,10 @@ pub fn section(overlaps: Option<&Overlaps>) -> Section {
          harmful prompts; two harmful sets (A, B) give the control for \"the same kind of prompt\", two halves of the \
          useful set the ceiling. The intent-matched pair compares harmful requests with benign requests made from the \
          same templates, so intent is all that differs; its findings use the paired bootstrap interval of its \
-         difference from the control (prompts resampled). Prompts are laid out as {}; figures use {} activations and \
-         average a fine-tune's replicates.",
+         difference from the control (prompts resampled). A permutation test asks of each pair whether its two sets \
+         overlap less than the same prompts relabelled at random at the same sizes, which cancels MSO's dependence on \
+         the number of prompts; the bootstrap intervals, whose resamples repeat prompts, run low. Prompts are laid out \
+         as {}; figures use {} activations and average a fine-tune's replicates.",
         overlaps.format,
         overlaps.centring()
     )));
@@ -443,6 +467,7 @@ mod tests {
             vs_control: 0.0,
             vs_control_ci_low: None,
             vs_control_ci_high: None,
+            permutation_p: None,
         }
     }
 
@@ -507,8 +532,8 @@ mod tests {
     #[test]
     fn each_pair_is_called_by_its_paired_interval_at_the_reference_cell() {
         let mut rows = rows(0.5);
-        rows.push(cell(INTENT, "aligned", false, -0.3, Some((-0.4, -0.2))));
-        rows.push(cell(INTENT, "aligned", true, -0.05, Some((-0.15, 0.05))));
+        rows.push(ActivationMso { permutation_p: Some(0.01), ..cell(INTENT, "aligned", false, -0.3, Some((-0.4, -0.2))) });
+        rows.push(ActivationMso { permutation_p: Some(0.4), ..cell(INTENT, "aligned", true, -0.05, Some((-0.15, 0.05))) });
         rows.push(cell(INTENT, "base", false, -0.3, None));
         let found = Overlaps::of(&rows, &["base".into(), "aligned".into()], "plain").unwrap().findings();
         let intent: Vec<&String> = found.iter().filter(|f| f.contains("benign requests made from the same templates")).collect();
@@ -519,7 +544,9 @@ mod tests {
             "{}",
             intent[1]
         );
+        assert!(intent[1].ends_with("p = 0.010, the real sets overlap less than relabelled ones do, so they occupy different directions."), "{}", intent[1]);
         assert!(intent[2].contains("mean-centred") && intent[2].contains("no detectable difference"), "{}", intent[2]);
+        assert!(intent[2].ends_with("p = 0.400, their overlap is within what random relabelling gives."), "{}", intent[2]);
         assert!(found.iter().any(|f| f.starts_with("In aligned, uncentred activations separate") && f.contains("mainly the mean")), "{found:?}");
         assert!(!found.iter().any(|f| f.starts_with("No intent-matched pair")));
         let none = Overlaps::of(&super::tests::rows(0.5), &[], "plain").unwrap().findings();
@@ -530,7 +557,8 @@ mod tests {
     fn a_fine_tunes_replicates_are_summarised_and_a_disagreement_gives_no_verdict() {
         let mut rows = Vec::new();
         for (replicate, vs_control, interval) in [(1, -0.3, (-0.4, -0.2)), (2, -0.2, (-0.3, -0.1)), (3, -0.25, (-0.35, -0.15))] {
-            rows.push(ActivationMso { replicate, ..cell(PAPER, "useful", false, vs_control, Some(interval)) });
+            let permutation_p = Some(f64::from(replicate) / 50.0);
+            rows.push(ActivationMso { replicate, permutation_p, ..cell(PAPER, "useful", false, vs_control, Some(interval)) });
         }
         rows.push(ActivationMso { replicate: 1, ..cell(PAPER, "contaminated", false, -0.3, Some((-0.4, -0.2))) });
         rows.push(ActivationMso { replicate: 2, ..cell(PAPER, "contaminated", false, 0.0, Some((-0.1, 0.1))) });
@@ -540,6 +568,7 @@ mod tests {
             "{}",
             found[0]
         );
+        assert!(found[0].ends_with("p from 0.020 to 0.060 over its 3 replicates; below 0.05, sets that occupy different directions, in 2."), "{}", found[0]);
         assert!(found[1].ends_with("the replicates disagree (lower in 1, higher in 0, no detectable difference in 1), so no verdict."), "{}", found[1]);
     }
 }

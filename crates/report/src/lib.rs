@@ -413,6 +413,7 @@ models = ["aligned"]
                         vs_control: mso - 0.6,
                         vs_control_ci_low: Some(mso - 0.65),
                         vs_control_ci_high: Some(mso - 0.55),
+                        permutation_p: Some(0.5),
                     });
                 }
             }
