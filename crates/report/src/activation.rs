@@ -359,19 +359,24 @@ fn pair_sentence(pair: &PairWords, rows: &[&ActivationMso], format: &str) -> Str
     sentence
 }
 
-/// What the permutation test says of the pair: a sentence, or nothing for an untested pair.
+/// What the permutation test says of the pair: a sentence, or nothing for an untested pair. A
+/// small p says the sets differ beyond chance, not by how much: the size is the MSO itself.
 fn permutation_clause(rows: &[&ActivationMso]) -> String {
     let Some(ps) = rows.iter().map(|r| r.permutation_p).collect::<Option<Vec<f64>>>() else { return String::new() };
-    let separated = |p: f64| p < 0.05;
-    let lead = " Permutation test (the two sets' prompts relabelled at random, at the same sizes):";
+    let detected = |p: f64| p < 0.05;
+    let lead = " Permutation test (the same prompts relabelled at random, at the same set sizes):";
     match ps.as_slice() {
-        [p] if separated(*p) => format!("{lead} p = {}, the real sets overlap less than relabelled ones do, so they occupy different directions.", fixed(*p, 3)),
-        [p] => format!("{lead} p = {}, their overlap is within what random relabelling gives.", fixed(*p, 3)),
+        [p] if detected(*p) => format!(
+            "{lead} p = {}, the real sets overlap less than relabelled ones, a difference beyond chance (its size is the \
+             MSO above, not p).",
+            fixed(*p, 3)
+        ),
+        [p] => format!("{lead} p = {}, no difference from random relabelling detectable.", fixed(*p, 3)),
         many => {
             let (low, high) = many.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(*p), h.max(*p)));
-            let count = many.iter().filter(|p| separated(**p)).count();
+            let count = many.iter().filter(|p| detected(**p)).count();
             format!(
-                "{lead} p from {} to {} over its {} replicates; below 0.05, sets that occupy different directions, in {count}.",
+                "{lead} p from {} to {} over its {} replicates, below 0.05 (a difference beyond chance) in {count}.",
                 fixed(low, 3),
                 fixed(high, 3),
                 many.len()
@@ -544,9 +549,9 @@ mod tests {
             "{}",
             intent[1]
         );
-        assert!(intent[1].ends_with("p = 0.010, the real sets overlap less than relabelled ones do, so they occupy different directions."), "{}", intent[1]);
+        assert!(intent[1].ends_with("p = 0.010, the real sets overlap less than relabelled ones, a difference beyond chance (its size is the MSO above, not p)."), "{}", intent[1]);
         assert!(intent[2].contains("mean-centred") && intent[2].contains("no detectable difference"), "{}", intent[2]);
-        assert!(intent[2].ends_with("p = 0.400, their overlap is within what random relabelling gives."), "{}", intent[2]);
+        assert!(intent[2].ends_with("p = 0.400, no difference from random relabelling detectable."), "{}", intent[2]);
         assert!(found.iter().any(|f| f.starts_with("In aligned, uncentred activations separate") && f.contains("mainly the mean")), "{found:?}");
         assert!(!found.iter().any(|f| f.starts_with("No intent-matched pair")));
         let none = Overlaps::of(&super::tests::rows(0.5), &[], "plain").unwrap().findings();
@@ -568,7 +573,7 @@ mod tests {
             "{}",
             found[0]
         );
-        assert!(found[0].ends_with("p from 0.020 to 0.060 over its 3 replicates; below 0.05, sets that occupy different directions, in 2."), "{}", found[0]);
+        assert!(found[0].ends_with("p from 0.020 to 0.060 over its 3 replicates, below 0.05 (a difference beyond chance) in 2."), "{}", found[0]);
         assert!(found[1].ends_with("the replicates disagree (lower in 1, higher in 0, no detectable difference in 1), so no verdict."), "{}", found[1]);
     }
 }
